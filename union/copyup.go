@@ -1,0 +1,258 @@
+package union
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/union9p/union9p/whiteout"
+	"golang.org/x/sys/unix"
+)
+
+// copyUpLocks serializes copy-ups of one object (keyed by stable id) while
+// copy-ups of different objects run in parallel.
+type copyUpLocks struct {
+	mu      sync.Mutex
+	pending map[uint64]*copyUpLock
+}
+
+type copyUpLock struct {
+	mu      sync.Mutex
+	waiters int
+}
+
+func (c *copyUpLocks) lock(id uint64) (unlock func()) {
+	c.mu.Lock()
+	if c.pending == nil {
+		c.pending = make(map[uint64]*copyUpLock)
+	}
+	l := c.pending[id]
+	if l == nil {
+		l = &copyUpLock{}
+		c.pending[id] = l
+	}
+	l.waiters++
+	c.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		c.mu.Lock()
+		l.waiters--
+		if l.waiters == 0 {
+			delete(c.pending, id)
+		}
+		c.mu.Unlock()
+	}
+}
+
+var workSeq atomic.Uint64
+
+// workName returns a fresh name for an object being built in the work
+// directory. Names start with '#', as overlayfs's do.
+func workName() string {
+	return "#" + strconv.FormatUint(workSeq.Add(1), 16)
+}
+
+// copyUp makes sure n has an object in the upper layer, copying it and its
+// parents up if needed, and returns the O_PATH descriptor of the upper
+// object. It returns EROFS for a read-only union. Safe for concurrent use:
+// two Nodes of one object copy it once.
+func (n *Node) copyUp() (int, error) {
+	u := n.u
+	if u.upper == nil {
+		return -1, unix.EROFS
+	}
+	n.refreshUpper()
+	up, lowers, parent, name := n.state()
+	if up >= 0 {
+		return up, nil
+	}
+	if parent == nil || len(lowers) == 0 {
+		return -1, unix.EIO // the root always has an upper
+	}
+	pfd, err := parent.copyUp()
+	if err != nil {
+		return -1, err
+	}
+	unlock := u.copyups.lock(n.id)
+	defer unlock()
+
+	// Another Node of this object may have copied it meanwhile.
+	var st unix.Stat_t
+	switch err := lstatAt(pfd, name, &st); {
+	case err == nil:
+		if whiteout.IsWhiteout(pfd, name, &st, u.dirHasXattrWhiteouts(pfd), u.ns) || st.Mode&unix.S_IFMT != n.typ {
+			// Deleted or replaced through another Node: this one is stale.
+			return -1, unix.ENOENT
+		}
+		return n.adoptUpper(pfd, name)
+	case err != unix.ENOENT:
+		return -1, err
+	}
+
+	src := lowers[0]
+	tmp := workName()
+	if err := u.copyObject(src, tmp, n.id); err != nil {
+		removeWork(u.work, tmp)
+		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
+	}
+	if err := unix.Renameat2(u.work, tmp, pfd, name, unix.RENAME_NOREPLACE); err != nil {
+		removeWork(u.work, tmp)
+		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
+	}
+	u.upperGen.Add(1)
+	return n.adoptUpper(pfd, name)
+}
+
+// adoptUpper opens name in the upper directory pfd as n's upper object.
+func (n *Node) adoptUpper(pfd int, name string) (int, error) {
+	fd, err := openPathAt(pfd, name)
+	if err != nil {
+		return -1, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.upper >= 0 {
+		unix.Close(fd)
+		return n.upper, nil
+	}
+	n.upper = fd
+	return fd, nil
+}
+
+// removeWork removes a half-built object from the work directory.
+func removeWork(work int, name string) {
+	if unix.Unlinkat(work, name, 0) == unix.EISDIR {
+		if fd, err := unix.Openat(work, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+			removeAllAt(fd)
+			unix.Close(fd)
+		}
+		unix.Unlinkat(work, name, unix.AT_REMOVEDIR)
+	}
+}
+
+// copyObject builds a copy of the lower object src as tmp in the work
+// directory: data, owner, mode, xattrs, origin id, then times.
+func (u *Union) copyObject(src lowerObj, tmp string, id uint64) error {
+	var st unix.Stat_t
+	if err := fstat(src.fd, &st); err != nil {
+		return err
+	}
+	typ := st.Mode & unix.S_IFMT
+	switch typ {
+	case unix.S_IFREG:
+		if err := u.copyFileData(src.fd, tmp, &st); err != nil {
+			return err
+		}
+	case unix.S_IFDIR:
+		if err := unix.Mkdirat(u.work, tmp, 0o700); err != nil {
+			return err
+		}
+	case unix.S_IFLNK:
+		target, err := readlinkFd(src.fd)
+		if err != nil {
+			return err
+		}
+		if err := unix.Symlinkat(target, u.work, tmp); err != nil {
+			return err
+		}
+	default:
+		if err := unix.Mknodat(u.work, tmp, st.Mode&unix.S_IFMT|0o600, int(st.Rdev)); err != nil {
+			return err
+		}
+	}
+	if err := u.copyMetadata(src.fd, tmp, &st, id); err != nil {
+		return err
+	}
+	ts := []unix.Timespec{st.Atim, st.Mtim}
+	return unix.UtimesNanoAt(u.work, tmp, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// copyMetadata gives the work object tmp the owner, mode and xattrs of the
+// lower object srcFd, and records its origin id.
+func (u *Union) copyMetadata(srcFd int, tmp string, st *unix.Stat_t, id uint64) error {
+	isLink := st.Mode&unix.S_IFMT == unix.S_IFLNK
+	if err := unix.Fchownat(u.work, tmp, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if u.privileged {
+			return err
+		}
+		// Unprivileged: the owner is recorded by the mapped xattrs,
+		// which are copied below with the others.
+	}
+	if isLink {
+		// Symlinks have no mode of their own, and their xattrs would need
+		// the lower parent; origin is best effort (user.* is refused on
+		// symlinks).
+		u.writeOriginAt(u.work, tmp, id)
+		return nil
+	}
+	if err := unix.Fchmodat(u.work, tmp, st.Mode&0o7777, 0); err != nil {
+		return err
+	}
+	dst, err := openPathAt(u.work, tmp)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dst)
+	if err := copyXattrs(procPath(srcFd), procPath(dst)); err != nil {
+		return err
+	}
+	return unix.Setxattr(procPath(dst), string(u.ns)+originXattr, le64bytes(id), 0)
+}
+
+// copyXattrs copies every xattr but the private ones from src to dst
+// (/proc/self/fd paths of non-symlinks).
+func copyXattrs(src, dst string) error {
+	names, err := listXattrPath(src, unix.Listxattr)
+	if err != nil {
+		if err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
+			return nil
+		}
+		return err
+	}
+	for _, name := range names {
+		if whiteout.IsPrivateXattr(name) {
+			continue
+		}
+		v, err := getXattrPath(src, name, unix.Getxattr)
+		if err == unix.ENODATA {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read xattr %s: %w", name, err)
+		}
+		if err := unix.Setxattr(dst, name, v, 0); err != nil {
+			if err == unix.EPERM && !isUserXattr(name) {
+				// e.g. security.* or trusted.* without privilege: the
+				// copy is still a faithful copy of what we may write.
+				continue
+			}
+			return fmt.Errorf("write xattr %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func le64bytes(v uint64) []byte {
+	b := make([]byte, 8)
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
+	return b
+}
+
+// readlinkFd reads the target of the symlink behind the O_PATH fd.
+func readlinkFd(fd int) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlinkat(fd, "", buf)
+		if err != nil {
+			return "", err
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, len(buf)*4)
+	}
+}

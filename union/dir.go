@@ -1,0 +1,505 @@
+package union
+
+import (
+	"fmt"
+
+	"github.com/union9p/union9p/whiteout"
+	"golang.org/x/sys/unix"
+)
+
+// This file holds the namespace changes: create, link, unlink, rename. Each
+// follows overlayfs: a name that exists in a lower layer is hidden with a
+// whiteout when removed; a directory made where a whiteout was is opaque;
+// objects are built in the work directory and renamed into place whenever
+// they must replace a marker.
+
+// lowerPositive reports whether a lower layer below the directory n still
+// shows name, i.e. whether removing name from the upper layer would let a
+// lower object reappear.
+func (n *Node) lowerPositive(name string) bool {
+	_, lowers, _, _ := n.state()
+	if len(lowers) == 0 {
+		return false
+	}
+	probe := &Node{u: n.u, upper: -1, name: name}
+	found, _ := probe.fill(-1, lowers)
+	probe.closeFds()
+	return found
+}
+
+// upperSlot says what the upper directory has at a name about to be
+// created: nothing, or a whiteout to replace.
+type upperSlot struct {
+	dirfd    int
+	whiteout bool
+}
+
+// prepareCreate checks that name can be created in the directory n and
+// copies n up. EEXIST if the union shows the name.
+func (n *Node) prepareCreate(name string) (upperSlot, error) {
+	if err := checkName(name); err != nil {
+		return upperSlot{}, err
+	}
+	if n.typ != unix.S_IFDIR {
+		return upperSlot{}, unix.ENOTDIR
+	}
+	if n.u.upper == nil {
+		return upperSlot{}, unix.EROFS
+	}
+	pfd, err := n.copyUp()
+	if err != nil {
+		return upperSlot{}, err
+	}
+	var st unix.Stat_t
+	switch err := lstatAt(pfd, name, &st); {
+	case err == nil:
+		if whiteout.IsWhiteout(pfd, name, &st, n.u.dirHasXattrWhiteouts(pfd), n.u.ns) {
+			return upperSlot{dirfd: pfd, whiteout: true}, nil
+		}
+		return upperSlot{}, unix.EEXIST
+	case err != unix.ENOENT:
+		return upperSlot{}, err
+	}
+	if n.lowerPositive(name) {
+		return upperSlot{}, unix.EEXIST
+	}
+	return upperSlot{dirfd: pfd}, nil
+}
+
+// create makes a new object name in n with build, which creates it as
+// (dirfd, name) without following links; then sets owner and mode and
+// returns its Node. Over a whiteout the object is built in the work
+// directory and swapped in, and a directory is made opaque.
+func (n *Node) create(name string, mode uint32, o Owner, build func(dirfd int, name string) error) (*Node, error) {
+	u := n.u
+	slot, err := n.prepareCreate(name)
+	if err != nil {
+		return nil, err
+	}
+	isDir := mode&unix.S_IFMT == unix.S_IFDIR
+	if !slot.whiteout {
+		if err := build(slot.dirfd, name); err != nil {
+			return nil, err
+		}
+		if err := u.setNewOwner(slot.dirfd, name, mode, o); err != nil {
+			removeAt(slot.dirfd, name, isDir)
+			return nil, err
+		}
+		return n.Lookup(name)
+	}
+	tmp := workName()
+	if err := build(u.work, tmp); err != nil {
+		return nil, err
+	}
+	if err := u.setNewOwner(u.work, tmp, mode, o); err != nil {
+		removeWork(u.work, tmp)
+		return nil, err
+	}
+	if isDir {
+		if err := u.setOpaqueAt(u.work, tmp); err != nil {
+			removeWork(u.work, tmp)
+			return nil, err
+		}
+	}
+	if err := u.replaceWhiteout(tmp, slot.dirfd, name, isDir); err != nil {
+		return nil, err
+	}
+	return n.Lookup(name)
+}
+
+// replaceWhiteout moves the work object tmp over the whiteout at name in
+// dirfd, atomically: a directory cannot be renamed over a non-directory, so
+// it swaps places with the whiteout, which is then removed.
+func (u *Union) replaceWhiteout(tmp string, dirfd int, name string, isDir bool) error {
+	if !isDir {
+		if err := unix.Renameat(u.work, tmp, dirfd, name); err != nil {
+			removeWork(u.work, tmp)
+			return err
+		}
+		return nil
+	}
+	if err := unix.Renameat2(u.work, tmp, dirfd, name, unix.RENAME_EXCHANGE); err != nil {
+		removeWork(u.work, tmp)
+		return err
+	}
+	removeWork(u.work, tmp)
+	return nil
+}
+
+func (u *Union) setOpaqueAt(dirfd int, name string) error {
+	fd, err := openPathAt(dirfd, name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return whiteout.SetOpaque(fd, u.ns)
+}
+
+// setNewOwner gives a just-created object its owner and exact mode (the
+// process umask and chown's clearing of setuid would otherwise change it).
+func (u *Union) setNewOwner(dirfd int, name string, mode uint32, o Owner) error {
+	isLink := mode&unix.S_IFMT == unix.S_IFLNK
+	if u.ownership == Passthrough {
+		if err := unix.Fchownat(dirfd, name, int(o.UID), int(o.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	if isLink {
+		return nil
+	}
+	fd, err := openPathAt(dirfd, name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Chmod(procPath(fd), u.hostMode(mode, mode&unix.S_IFMT == unix.S_IFDIR)); err != nil {
+		return err
+	}
+	if u.ownership == MappedXattr {
+		perm := mode & 0o7777
+		return setMapped(fd, &o.UID, &o.GID, &perm)
+	}
+	return nil
+}
+
+func removeAt(dirfd int, name string, isDir bool) {
+	if isDir {
+		unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+		return
+	}
+	unix.Unlinkat(dirfd, name, 0)
+}
+
+// Create makes a regular file and opens it with flags (O_CREAT and O_EXCL
+// are implied). EEXIST if the name exists.
+func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *File, error) {
+	mode = unix.S_IFREG | mode&0o7777
+	c, err := n.create(name, mode, o, func(dirfd int, name string) error {
+		fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return err
+		}
+		return unix.Close(fd)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := c.Open(flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC))
+	if err != nil {
+		c.Release()
+		return nil, nil, err
+	}
+	return c, f, nil
+}
+
+// Mkdir makes a directory.
+func (n *Node) Mkdir(name string, mode uint32, o Owner) (*Node, error) {
+	return n.create(name, unix.S_IFDIR|mode&0o7777, o, func(dirfd int, name string) error {
+		return unix.Mkdirat(dirfd, name, 0o700)
+	})
+}
+
+// Symlink makes a symbolic link name pointing to target. The target is
+// data: the union never follows it.
+func (n *Node) Symlink(name, target string, o Owner) (*Node, error) {
+	if target == "" || len(target) >= 4096 {
+		return nil, unix.ENOENT
+	}
+	return n.create(name, unix.S_IFLNK|0o777, o, func(dirfd int, name string) error {
+		return unix.Symlinkat(target, dirfd, name)
+	})
+}
+
+// Mknod makes a fifo, socket, device node or empty regular file; mode
+// carries the type. Device nodes need the server to be privileged (EPERM
+// otherwise), as mknod(2).
+func (n *Node) Mknod(name string, mode uint32, rdev uint64, o Owner) (*Node, error) {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR, unix.S_IFBLK, unix.S_IFREG:
+	case 0:
+		mode |= unix.S_IFREG
+	default:
+		return nil, unix.EINVAL
+	}
+	if mode&unix.S_IFMT == unix.S_IFCHR && rdev == 0 {
+		// A 0/0 character device is a whiteout to overlayfs: the union
+		// would hide it. Linux overlayfs refuses it the same way.
+		return nil, unix.EPERM
+	}
+	return n.create(name, mode, o, func(dirfd int, name string) error {
+		return unix.Mknodat(dirfd, name, mode&unix.S_IFMT|0o600, int(rdev))
+	})
+}
+
+// Link makes name in n a new hard link to target, copying target up first.
+// Directories cannot be linked (EPERM).
+func (n *Node) Link(target *Node, name string) (*Node, error) {
+	if target.typ == unix.S_IFDIR {
+		return nil, unix.EPERM
+	}
+	if n.u.upper == nil {
+		return nil, unix.EROFS
+	}
+	tfd, err := target.copyUp()
+	if err != nil {
+		return nil, err
+	}
+	slot, err := n.prepareCreate(name)
+	if err != nil {
+		return nil, err
+	}
+	link := func(dirfd int, name string) error {
+		// Through /proc so that no capability is needed (AT_EMPTY_PATH
+		// wants CAP_DAC_READ_SEARCH) and the very object is linked.
+		return unix.Linkat(unix.AT_FDCWD, procPath(tfd), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+	}
+	if !slot.whiteout {
+		if err := link(slot.dirfd, name); err != nil {
+			return nil, err
+		}
+		return n.Lookup(name)
+	}
+	tmp := workName()
+	if err := link(n.u.work, tmp); err != nil {
+		return nil, err
+	}
+	if err := n.u.replaceWhiteout(tmp, slot.dirfd, name, false); err != nil {
+		return nil, err
+	}
+	return n.Lookup(name)
+}
+
+// Readlink returns a symbolic link's target (EINVAL for other objects).
+func (n *Node) Readlink() (string, error) {
+	if n.typ != unix.S_IFLNK {
+		return "", unix.EINVAL
+	}
+	n.refreshUpper()
+	return readlinkFd(n.objFd())
+}
+
+// isEmptyMerged reports whether the directory n lists nothing but "." and
+// "..".
+func (n *Node) isEmptyMerged() (bool, error) {
+	ents, err := n.listMerged()
+	if err != nil {
+		return false, err
+	}
+	return len(ents) <= 2, nil
+}
+
+// Unlink removes name from the directory n: a directory when dir is set
+// (it must be empty as merged: ENOTEMPTY), otherwise a non-directory. If a
+// lower layer still has the name, a whiteout hides it.
+func (n *Node) Unlink(name string, dir bool) error {
+	c, err := n.Lookup(name)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	isDir := c.typ == unix.S_IFDIR
+	switch {
+	case dir && !isDir:
+		return unix.ENOTDIR
+	case !dir && isDir:
+		return unix.EISDIR
+	}
+	if n.u.upper == nil {
+		return unix.EROFS
+	}
+	if isDir {
+		empty, err := c.isEmptyMerged()
+		if err != nil {
+			return err
+		}
+		if !empty {
+			return unix.ENOTEMPTY
+		}
+	}
+	pfd, err := n.copyUp()
+	if err != nil {
+		return err
+	}
+	u := n.u
+	needWhiteout := n.lowerPositive(name)
+	var st unix.Stat_t
+	inUpper := lstatAt(pfd, name, &st) == nil && st.Mode&unix.S_IFMT == c.typ
+	switch {
+	case inUpper && needWhiteout:
+		tmp := workName()
+		if err := whiteout.Make(u.work, tmp, u.whiteoutFormat, u.ns); err != nil {
+			return fmt.Errorf("unlink %s: make whiteout: %w", c.Path(), err)
+		}
+		if isDir {
+			// Swap the (whiteouts-only) directory out, then drop it.
+			if err := unix.Renameat2(u.work, tmp, pfd, name, unix.RENAME_EXCHANGE); err != nil {
+				removeWork(u.work, tmp)
+				return err
+			}
+			removeWork(u.work, tmp)
+		} else if err := unix.Renameat(u.work, tmp, pfd, name); err != nil {
+			removeWork(u.work, tmp)
+			return err
+		}
+		return whiteout.NoteWhiteout(pfd, u.whiteoutFormat, u.ns)
+	case inUpper && isDir:
+		// Upper-only directory: it may still hold whiteouts of names
+		// that were removed from it.
+		fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		err = removeAllAt(fd)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+		return unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR)
+	case inUpper:
+		return unix.Unlinkat(pfd, name, 0)
+	default:
+		if err := whiteout.Make(pfd, name, u.whiteoutFormat, u.ns); err != nil {
+			return err
+		}
+		return whiteout.NoteWhiteout(pfd, u.whiteoutFormat, u.ns)
+	}
+}
+
+// Rename moves oldName in n to newName in newDir, replacing what newName
+// names there under rename(2)'s rules. A directory that has lower parts
+// cannot be moved (EXDEV: this union writes no redirects; mv copies).
+// The caller tells the renamed Nodes with Moved.
+func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
+	if err := checkName(newName); err != nil {
+		return err
+	}
+	if newDir.typ != unix.S_IFDIR {
+		return unix.ENOTDIR
+	}
+	u := n.u
+	u.renameMu.Lock()
+	defer u.renameMu.Unlock()
+
+	src, err := n.Lookup(oldName)
+	if err != nil {
+		return err
+	}
+	defer src.Release()
+	dst, err := newDir.Lookup(newName)
+	switch {
+	case err == nil:
+		defer dst.Release()
+	case err == unix.ENOENT:
+		dst = nil
+	default:
+		return err
+	}
+	if dst != nil && src.id == dst.id && src.typ == dst.typ {
+		return nil // the same object (or hard links to it): nothing to do
+	}
+	if u.upper == nil {
+		return unix.EROFS
+	}
+	srcDir := src.typ == unix.S_IFDIR
+	if dst != nil {
+		dstDir := dst.typ == unix.S_IFDIR
+		switch {
+		case srcDir && !dstDir:
+			return unix.ENOTDIR
+		case !srcDir && dstDir:
+			return unix.EISDIR
+		case dstDir:
+			empty, err := dst.isEmptyMerged()
+			if err != nil {
+				return err
+			}
+			if !empty {
+				return unix.ENOTEMPTY
+			}
+		}
+	}
+	if srcDir {
+		if _, lowers, _, _ := src.state(); len(lowers) > 0 {
+			return unix.EXDEV
+		}
+		if newDir.isDescendantOf(src) {
+			return unix.EINVAL
+		}
+	}
+	sfd, err := src.copyUp()
+	if err != nil {
+		return err
+	}
+	opfd, err := n.copyUp()
+	if err != nil {
+		return err
+	}
+	npfd, err := newDir.copyUp()
+	if err != nil {
+		return err
+	}
+	srcNeedsWhiteout := n.lowerPositive(oldName)
+	if srcDir && newDir.lowerPositive(newName) {
+		// Moved over a name a lower layer has: nothing below may merge in.
+		if err := whiteout.SetOpaque(sfd, u.ns); err != nil {
+			return err
+		}
+	}
+	var st unix.Stat_t
+	dstWhiteout := false
+	if lstatAt(npfd, newName, &st) == nil {
+		if whiteout.IsWhiteout(npfd, newName, &st, u.dirHasXattrWhiteouts(npfd), u.ns) {
+			dstWhiteout = true
+		} else if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			// An empty-as-merged directory may hold whiteouts; the host
+			// only replaces an empty one.
+			fd, err := unix.Openat(npfd, newName, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			err = removeAllAt(fd)
+			unix.Close(fd)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	switch {
+	case dstWhiteout && srcDir:
+		// Swap: the whiteout lands where the source was.
+		if err := unix.Renameat2(opfd, oldName, npfd, newName, unix.RENAME_EXCHANGE); err != nil {
+			return err
+		}
+		if !srcNeedsWhiteout {
+			return unix.Unlinkat(opfd, oldName, 0)
+		}
+		return whiteout.NoteWhiteout(opfd, u.whiteoutFormat, u.ns)
+	case srcNeedsWhiteout && u.whiteoutFormat == whiteout.DeviceWhiteouts:
+		return unix.Renameat2(opfd, oldName, npfd, newName, unix.RENAME_WHITEOUT)
+	case srcNeedsWhiteout:
+		if err := unix.Renameat(opfd, oldName, npfd, newName); err != nil {
+			return err
+		}
+		if err := whiteout.Make(opfd, oldName, u.whiteoutFormat, u.ns); err != nil {
+			return err
+		}
+		return whiteout.NoteWhiteout(opfd, u.whiteoutFormat, u.ns)
+	default:
+		return unix.Renameat(opfd, oldName, npfd, newName)
+	}
+}
+
+// isDescendantOf reports whether n is a or lies below it in the names the
+// Nodes know.
+func (n *Node) isDescendantOf(a *Node) bool {
+	for c := n; c != nil; {
+		if c.id == a.id {
+			return true
+		}
+		c.mu.Lock()
+		p := c.parent
+		c.mu.Unlock()
+		c = p
+	}
+	return false
+}

@@ -1,0 +1,57 @@
+// Package union merges read-only lower directories under one writable upper
+// directory with the semantics of Linux overlayfs. It knows nothing about
+// 9P: p9srv serves what this package decides.
+//
+// # Concepts
+//
+// Layer: a host directory held open as a file descriptor. The upper layer is
+// writable; lower layers (topmost first, as overlayfs's lowerdir=top:bottom)
+// are only ever read, and the type that represents them (lowerLayer) has no
+// method that writes. Every host call is made relative to a descriptor the
+// union already holds, one name component at a time, with O_NOFOLLOW or
+// AT_SYMLINK_NOFOLLOW: a symbolic link inside a layer is data for the client,
+// never a path for the server.
+//
+// Lookup: a name is looked up in the upper layer, then in each lower layer
+// top-down. The first layer that has it wins, unless it is a directory: then
+// the directories of the same name in lower layers are merged into it, until
+// a layer's directory is opaque or a non-directory is met.
+//
+// Whiteout: a marker in a higher layer that says "this name was deleted";
+// it hides the name in every layer below. Opaque directory: a directory
+// marked so that nothing below it is merged (a directory re-created where a
+// deleted one was is opaque). The markers' formats are in package whiteout.
+//
+// Copy-up: before the first change to an object that lives only in a lower
+// layer (open for write, truncate, chmod, chown, utimes, xattr change, link,
+// rename), the object is copied to the upper layer together with its parent
+// directories: data with holes kept (reflink or copy_file_range first), mode,
+// owner, times with nanoseconds, and xattrs (not the private ones). The copy
+// is built in the work directory, on the upper layer's filesystem, and renamed
+// into place, so that a crash leaves either nothing or a complete copy.
+// Concurrent first writes to one object copy it once; copy-ups of different
+// objects run in parallel.
+//
+// Redirect: overlayfs can rename a directory that has lower parts by storing
+// the lower path in an "overlay.redirect" xattr. This package does not write
+// redirects: renaming a directory that has lower parts fails with EXDEV, as
+// with overlayfs's default redirect_dir=off, and userspace (mv) copies it.
+//
+// Stable id: every object has a 64-bit id, unique across layers, that stays
+// the same when the object is copied up. It is built from the object's
+// filesystem (a small index per st_dev) and inode number; a copied-up object
+// records the id of its origin in the private xattr "overlay.union9p.id", so
+// that the kernel's overlayfs ignores and hides it.
+//
+// # Nodes and concurrency
+//
+// A Node is one name in the merged tree, as found by a lookup: it holds
+// O_PATH descriptors of its objects in each layer. Nodes are not shared
+// between callers: every Lookup returns a new Node, and Release closes its
+// descriptors. All Node methods are safe for concurrent use; a Node whose
+// name was changed by another Node's operation keeps working on the objects
+// it holds (like an open file), and a new Lookup sees the change.
+//
+// Errors returned by this package are syscall.Errno values (unix.Errno),
+// possibly wrapped with the operation and name; errors.As finds the errno.
+package union

@@ -1,0 +1,127 @@
+package union
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stable ids: the top 8 bits index the object's filesystem (st_dev) among
+// those the union has met, the low 56 bits are its inode number. Inode
+// numbers are unique within a filesystem, so ids are unique across layers
+// even when several layers share one filesystem. An inode number that does
+// not fit in 56 bits is hashed into them (a collision is possible but needs
+// a filesystem with 64-bit inode numbers in use).
+const (
+	idInoBits = 56
+	idInoMask = 1<<idInoBits - 1
+	maxDevs   = 255
+)
+
+// originXattr, under the union's overlay namespace, holds the stable id of
+// the lower object an upper object was copied from. The kernel's overlayfs
+// hides and ignores unknown "overlay." names, so the upper stays mountable.
+const originXattr = "union9p.id"
+
+// devIndex numbers the filesystems the union meets. Index 0 is reserved so
+// that no id is 0.
+type devIndex struct {
+	mu   sync.Mutex
+	devs map[uint64]uint64
+}
+
+func (d *devIndex) init(u *Union) error {
+	d.devs = make(map[uint64]uint64)
+	var fds []int
+	if u.upper != nil {
+		fds = append(fds, u.upper.fd)
+	}
+	for _, l := range u.lowers {
+		fds = append(fds, l.fd)
+	}
+	for _, fd := range fds {
+		var st unix.Stat_t
+		if err := fstat(fd, &st); err != nil {
+			return err
+		}
+		if _, err := d.index(st.Dev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *devIndex) index(dev uint64) (uint64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i, ok := d.devs[dev]; ok {
+		return i, nil
+	}
+	if len(d.devs) >= maxDevs {
+		return 0, fmt.Errorf("union: more than %d filesystems inside the layers", maxDevs)
+	}
+	i := uint64(len(d.devs) + 1)
+	d.devs[dev] = i
+	return i, nil
+}
+
+// idOf computes the stable id of the host object st describes, ignoring
+// any recorded origin.
+func (u *Union) idOf(st *unix.Stat_t) uint64 { return u.idFor(st.Dev, st.Ino) }
+
+// idFor computes the stable id of inode ino on device dev.
+func (u *Union) idFor(dev, inode uint64) uint64 {
+	i, err := u.devs.index(dev)
+	if err != nil {
+		// Out of indexes: fold the device into the hash instead.
+		i = maxDevs
+	}
+	ino := inode
+	if ino > idInoMask {
+		h := fnv.New64a()
+		var b [16]byte
+		binary.LittleEndian.PutUint64(b[:8], dev)
+		binary.LittleEndian.PutUint64(b[8:], inode)
+		h.Write(b[:])
+		ino = h.Sum64() & idInoMask
+	}
+	return i<<idInoBits | ino
+}
+
+// readOrigin returns the origin id recorded on the upper object behind the
+// O_PATH descriptor fd, or 0.
+func (u *Union) readOrigin(fd int, isSymlink bool, dirfd int, name string) uint64 {
+	var b [8]byte
+	var n int
+	var err error
+	attr := string(u.ns) + originXattr
+	if isSymlink {
+		if dirfd < 0 {
+			return 0
+		}
+		n, err = unix.Lgetxattr(procPathAt(dirfd, name), attr, b[:])
+	} else {
+		n, err = unix.Getxattr(procPath(fd), attr, b[:])
+	}
+	if err != nil || n != 8 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// writeOrigin records id as the origin of the object open at fd (not an
+// O_PATH descriptor; symlinks use writeOriginAt).
+func (u *Union) writeOrigin(fd int, id uint64) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], id)
+	return unix.Fsetxattr(fd, string(u.ns)+originXattr, b[:], 0)
+}
+
+func (u *Union) writeOriginAt(dirfd int, name string, id uint64) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], id)
+	return unix.Lsetxattr(procPathAt(dirfd, name), string(u.ns)+originXattr, b[:], 0)
+}

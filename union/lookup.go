@@ -1,0 +1,223 @@
+package union
+
+import (
+	"strings"
+
+	"github.com/union9p/union9p/whiteout"
+	"golang.org/x/sys/unix"
+)
+
+// checkName refuses names that are not a single entry of a directory.
+func checkName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return unix.EINVAL
+	case strings.ContainsAny(name, "/\x00"):
+		return unix.EINVAL
+	case len(name) > 255:
+		return unix.ENAMETOOLONG
+	}
+	return nil
+}
+
+// Root returns a new reference to the root of the union.
+func (u *Union) Root() (*Node, error) {
+	n := &Node{u: u, upper: -1, typ: unix.S_IFDIR}
+	n.refs.Store(1)
+	if u.upper != nil {
+		fd, err := unix.Openat(u.upper.fd, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		n.upper = fd
+		if whiteout.ReadDirState(fd, u.ns).Opaque {
+			n.finishID()
+			return n, nil
+		}
+	}
+	for _, l := range u.lowers {
+		fd, err := unix.Openat(l.fd, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			n.Release()
+			return nil, err
+		}
+		n.lowers = append(n.lowers, lowerObj{layer: l, fd: fd})
+		if whiteout.ReadDirState(fd, u.ns).Opaque {
+			break
+		}
+	}
+	n.finishID()
+	return n, nil
+}
+
+// Lookup finds name in the directory n. It returns ENOENT when no layer has
+// the name or a whiteout hides it, ENOTDIR when n is not a directory.
+func (n *Node) Lookup(name string) (*Node, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if n.typ != unix.S_IFDIR {
+		return nil, unix.ENOTDIR
+	}
+	n.refreshUpper()
+	n.mu.Lock()
+	upperDir := n.upper
+	lowerDirs := n.lowers
+	n.mu.Unlock()
+
+	c := &Node{u: n.u, upper: -1, name: name}
+	c.refs.Store(1)
+	found, err := c.fill(upperDir, lowerDirs)
+	if err != nil || !found {
+		c.closeFds()
+		if err == nil {
+			err = unix.ENOENT
+		}
+		return nil, err
+	}
+	c.parent = n.Retain()
+	return c, nil
+}
+
+// fill looks c.name up in the given parent directories and records what it
+// finds in c (which is not yet shared, so needs no lock).
+func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
+	u := c.u
+	name := c.name
+	var st unix.Stat_t
+	if upperDir >= 0 {
+		err := lstatAt(upperDir, name, &st)
+		switch {
+		case err == nil:
+			if whiteout.IsWhiteout(upperDir, name, &st, u.dirHasXattrWhiteouts(upperDir), u.ns) {
+				return false, nil
+			}
+			fd, err := openPathAt(upperDir, name)
+			if err != nil {
+				return false, err
+			}
+			c.upper = fd
+			c.typ = st.Mode & unix.S_IFMT
+			c.id = u.readOrigin(fd, c.typ == unix.S_IFLNK, upperDir, name)
+			if c.id == 0 {
+				c.id = u.idOf(&st)
+			}
+			if c.typ != unix.S_IFDIR || whiteout.ReadDirState(fd, u.ns).Opaque {
+				return true, nil
+			}
+		case err == unix.ENOENT:
+		default:
+			return false, err
+		}
+	}
+	for _, ld := range lowerDirs {
+		err := lstatAt(ld.fd, name, &st)
+		if err == unix.ENOENT {
+			if whiteout.HasOCIWhiteout(ld.fd, name) {
+				break
+			}
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if whiteout.IsWhiteout(ld.fd, name, &st, u.dirHasXattrWhiteouts(ld.fd), u.ns) {
+			break
+		}
+		if _, marker := whiteout.IsOCIMarker(name); marker {
+			break
+		}
+		typ := st.Mode & unix.S_IFMT
+		if c.typ != 0 && (c.typ != unix.S_IFDIR || typ != unix.S_IFDIR) {
+			// A non-directory below a directory ends the merge.
+			break
+		}
+		fd, err := openPathAt(ld.fd, name)
+		if err != nil {
+			return false, err
+		}
+		c.lowers = append(c.lowers, lowerObj{layer: ld.layer, fd: fd})
+		if c.typ == 0 {
+			c.typ = typ
+			c.id = u.idOf(&st)
+		}
+		if typ != unix.S_IFDIR || whiteout.ReadDirState(fd, u.ns).Opaque {
+			break
+		}
+	}
+	return c.typ != 0, nil
+}
+
+// dirHasXattrWhiteouts reports whether the directory may hold xattr
+// whiteouts, so that regular files in it need an xattr check.
+func (u *Union) dirHasXattrWhiteouts(dirfd int) bool {
+	s := whiteout.ReadDirState(dirfd, whiteout.Trusted)
+	if s.HasXattrWhiteout {
+		return true
+	}
+	return whiteout.ReadDirState(dirfd, whiteout.User).HasXattrWhiteout
+}
+
+// finishID sets the id of a node built from its own objects.
+func (n *Node) finishID() {
+	var st unix.Stat_t
+	fd := n.upper
+	if fd >= 0 {
+		if id := n.u.readOrigin(fd, false, -1, ""); id != 0 {
+			n.id = id
+			return
+		}
+	} else if len(n.lowers) > 0 {
+		fd = n.lowers[0].fd
+	}
+	if fd >= 0 && fstat(fd, &st) == nil {
+		n.id = n.u.idOf(&st)
+	}
+}
+
+// refreshUpper adopts an upper object that appeared since n was looked up
+// (another Node of the same object copied it up). It costs nothing unless a
+// copy-up happened since n last looked.
+func (n *Node) refreshUpper() {
+	if n.u.upper == nil {
+		return
+	}
+	gen := n.u.upperGen.Load()
+	n.mu.Lock()
+	done := n.upper >= 0 || n.seenGen == gen
+	parent := n.parent
+	name := n.name
+	n.mu.Unlock()
+	if done || parent == nil {
+		return
+	}
+	defer func() {
+		n.mu.Lock()
+		n.seenGen = gen
+		n.mu.Unlock()
+	}()
+	parent.refreshUpper()
+	parent.mu.Lock()
+	pu := parent.upper
+	parent.mu.Unlock()
+	if pu < 0 {
+		return
+	}
+	var st unix.Stat_t
+	if lstatAt(pu, name, &st) != nil || st.Mode&unix.S_IFMT != n.typ {
+		return
+	}
+	fd, err := openPathAt(pu, name)
+	if err != nil {
+		return
+	}
+	n.mu.Lock()
+	if n.upper < 0 {
+		n.upper = fd
+		fd = -1
+	}
+	n.mu.Unlock()
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+}

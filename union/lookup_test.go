@@ -1,0 +1,69 @@
+package union
+
+import (
+	"slices"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestLookupTopDown(t *testing.T) {
+	tu := newUnion(t,
+		[]string{"a=upper", "gone!"},
+		[]string{"a=l1", "b=l1", "gone=l1", "d/x=l1"},
+		[]string{"b=l2", "c=l2", "d/y=l2", "d/x=l2"})
+	for path, want := range map[string]string{"a": "upper", "b": "l1", "c": "l2", "d/x": "l1", "d/y": "l2"} {
+		if got := tu.read(t, path); got != want {
+			t.Errorf("%s = %q, want %q", path, got, want)
+		}
+	}
+	_, err := tu.walk(t, "gone")
+	wantErrno(t, err, unix.ENOENT)
+}
+
+func TestLookupOpaqueStopsMerge(t *testing.T) {
+	tu := newUnion(t, nil,
+		[]string{"d/+opaque", "d/top=1"},
+		[]string{"d/below=1"})
+	if got := tu.list(t, "d"); !slices.Equal(got, []string{"top"}) {
+		t.Fatalf("opaque dir lists %v", got)
+	}
+	_, err := tu.walk(t, "d/below")
+	wantErrno(t, err, unix.ENOENT)
+}
+
+func TestLookupNonDirBelowDirEndsMerge(t *testing.T) {
+	tu := newUnion(t, nil, []string{"d/x=1"}, []string{"d=file"})
+	if got := tu.list(t, "d"); !slices.Equal(got, []string{"x"}) {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestLookupRejectsHostileNames(t *testing.T) {
+	tu := newUnion(t, nil, []string{"a=1"})
+	root := tu.mustWalk(t, "/")
+	for _, name := range []string{"", ".", "..", "a/b", "../etc", "a\x00b"} {
+		_, err := root.Lookup(name)
+		wantErrno(t, err, unix.EINVAL)
+	}
+	long := make([]byte, 256)
+	for i := range long {
+		long[i] = 'x'
+	}
+	_, err := root.Lookup(string(long))
+	wantErrno(t, err, unix.ENAMETOOLONG)
+}
+
+func TestLookupOCIWhiteouts(t *testing.T) {
+	tu := newUnion(t, nil,
+		[]string{".wh.hidden=", "d/.wh..wh..opq=", "d/new=1"},
+		[]string{"hidden=l2", "shown=l2", "d/old=l2"})
+	if got := tu.list(t, "/"); !slices.Equal(got, []string{"d", "shown"}) {
+		t.Fatalf("root lists %v", got)
+	}
+	if got := tu.list(t, "d"); !slices.Equal(got, []string{"new"}) {
+		t.Fatalf("d lists %v", got)
+	}
+	_, err := tu.walk(t, "hidden")
+	wantErrno(t, err, unix.ENOENT)
+}

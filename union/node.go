@@ -1,0 +1,154 @@
+package union
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Node is one name of the merged tree, as found by a lookup. See the package
+// comment for how Nodes relate to each other. A Node is reference counted:
+// Lookup and the create calls return a Node with one reference; Retain adds
+// one and Release drops one, closing the host descriptors with the last.
+type Node struct {
+	u    *Union
+	refs atomic.Int32
+
+	// mu guards the fields below. Lock order: a child's mu before its
+	// parent's is never taken; take at most one Node's mu at a time except
+	// through the helpers in copyup.go, which go from child to root one
+	// node at a time.
+	mu     sync.Mutex
+	parent *Node // nil for the root
+	name   string
+	upper  int        // O_PATH descriptor of the upper object, or -1
+	lowers []lowerObj // a directory's merged lower directories, top-down; else at most one object
+	typ    uint32     // S_IFMT bits; never changes for a Node
+	id     uint64     // stable id; 0 until known
+
+	// seenGen is the Union's upperGen when refreshUpper last looked.
+	seenGen uint64
+}
+
+// lowerObj is an object in a lower layer.
+type lowerObj struct {
+	layer *lowerLayer
+	fd    int // O_PATH descriptor
+}
+
+// File is an open regular file, device, fifo or directory of the union.
+// ReadAt and WriteAt may be called concurrently.
+type File struct {
+	node  *Node
+	fd    int
+	flags int
+	dir   *dirStream // for directories
+}
+
+// Retain adds a reference to n and returns it.
+func (n *Node) Retain() *Node {
+	n.refs.Add(1)
+	return n
+}
+
+// Release drops a reference; the last one closes n's host descriptors and
+// releases its parent.
+func (n *Node) Release() {
+	if n.refs.Add(-1) != 0 {
+		return
+	}
+	n.closeFds()
+	n.mu.Lock()
+	p := n.parent
+	n.parent = nil
+	n.mu.Unlock()
+	if p != nil {
+		p.Release()
+	}
+}
+
+func (n *Node) closeFds() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.upper >= 0 {
+		unix.Close(n.upper)
+		n.upper = -1
+	}
+	for _, l := range n.lowers {
+		unix.Close(l.fd)
+	}
+	n.lowers = nil
+}
+
+// Path returns n's path from the union root, for messages and logs.
+func (n *Node) Path() string {
+	var parts []string
+	for c := n; c != nil; {
+		c.mu.Lock()
+		p, name := c.parent, c.name
+		c.mu.Unlock()
+		if p == nil {
+			break
+		}
+		parts = append(parts, name)
+		c = p
+	}
+	if len(parts) == 0 {
+		return "/"
+	}
+	s := ""
+	for i := len(parts) - 1; i >= 0; i-- {
+		s += "/" + parts[i]
+	}
+	return s
+}
+
+// IsDir reports whether n is a directory.
+func (n *Node) IsDir() bool { return n.typ == unix.S_IFDIR }
+
+// Moved tells n that its name is now newName in newParent (after a rename
+// made through another Node). It may not fail.
+func (n *Node) Moved(newParent *Node, newName string) {
+	np := newParent.Retain()
+	n.mu.Lock()
+	old := n.parent
+	n.parent = np
+	n.name = newName
+	n.mu.Unlock()
+	if old != nil {
+		old.Release()
+	}
+}
+
+// state returns a consistent snapshot of n's objects. The descriptors stay
+// valid while the caller holds a reference to n.
+func (n *Node) state() (upper int, lowers []lowerObj, parent *Node, name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.upper, n.lowers, n.parent, n.name
+}
+
+// lowerFd returns the descriptor of n's topmost lower object, or -1.
+func (n *Node) lowerFd() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.lowers) == 0 {
+		return -1
+	}
+	return n.lowers[0].fd
+}
+
+// objFd returns the descriptor of the object that represents n: the upper
+// one if there is one, else the topmost lower one.
+func (n *Node) objFd() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.upper >= 0 {
+		return n.upper
+	}
+	if len(n.lowers) > 0 {
+		return n.lowers[0].fd
+	}
+	return -1
+}

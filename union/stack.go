@@ -1,0 +1,238 @@
+package union
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/union9p/union9p/whiteout"
+	"golang.org/x/sys/unix"
+)
+
+// Options describe a union.
+type Options struct {
+	// Lowers are the read-only layers, topmost first.
+	Lowers []string
+	// Upper is the writable layer; empty serves the lowers read-only.
+	Upper string
+	// Workdir is an empty directory on the upper's filesystem, used to
+	// build copies and markers before they are renamed into place.
+	// Required when Upper is set.
+	Workdir string
+	// Ownership says how owners and modes that the server cannot set on
+	// the host are kept. The zero value picks Passthrough when running
+	// as root and MappedXattr otherwise.
+	Ownership Ownership
+}
+
+// Ownership is how a union stores the uid, gid and mode a client sets.
+type Ownership int
+
+const (
+	// OwnershipAuto: Passthrough as root, MappedXattr otherwise.
+	OwnershipAuto Ownership = iota
+	// Passthrough stores owners and modes on the host as they are.
+	Passthrough
+	// MappedXattr stores them in QEMU's mapped-xattr format
+	// (user.virtfs.uid/gid/mode/rdev), for unprivileged servers.
+	MappedXattr
+)
+
+// Union is a layer stack. Its methods are safe for concurrent use.
+type Union struct {
+	upper  *upperLayer // nil when read-only
+	lowers []*lowerLayer
+	work   int // fd of the work directory (WORKDIR/work); -1 when read-only
+
+	// ns is the xattr namespace of the overlay markers this union writes
+	// and hides ("trusted.overlay." as root, "user.overlay." otherwise).
+	ns             whiteout.Namespace
+	whiteoutFormat whiteout.Format
+	ownership      Ownership
+	privileged     bool
+	devs           devIndex
+	copyups        copyUpLocks
+	renameMu       sync.Mutex // serializes namespace changes that move names
+	closeOnce      sync.Once
+
+	// upperGen counts copy-ups, so that Nodes looked up before one can
+	// tell cheaply whether their object may have gained an upper copy.
+	upperGen atomic.Uint64
+}
+
+// Open validates the options and opens the layers. Nothing is written to the
+// upper layer or the work directory until every check has passed.
+func Open(opts Options) (*Union, error) {
+	if len(opts.Lowers) == 0 && opts.Upper == "" {
+		return nil, errors.New("union: no layers: give at least one lower or an upper")
+	}
+	if opts.Upper != "" && opts.Workdir == "" {
+		return nil, errors.New("union: an upper layer needs a work directory (workdir)")
+	}
+	u := &Union{work: -1}
+	u.privileged = os.Geteuid() == 0
+	u.ownership = opts.Ownership
+	if u.ownership == OwnershipAuto {
+		u.ownership = MappedXattr
+		if u.privileged {
+			u.ownership = Passthrough
+		}
+	}
+	if u.privileged {
+		u.ns, u.whiteoutFormat = whiteout.Trusted, whiteout.DeviceWhiteouts
+	} else {
+		u.ns, u.whiteoutFormat = whiteout.User, whiteout.XattrWhiteouts
+	}
+
+	var abs []string
+	check := func(role, dir string) (string, error) {
+		a, err := filepath.Abs(dir)
+		if err != nil {
+			return "", fmt.Errorf("union: %s %q: %w", role, dir, err)
+		}
+		a, err = filepath.EvalSymlinks(a)
+		if err != nil {
+			return "", fmt.Errorf("union: %s %q: %w", role, dir, err)
+		}
+		fi, err := os.Stat(a)
+		if err != nil {
+			return "", fmt.Errorf("union: %s %q: %w", role, dir, err)
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("union: %s %q is not a directory", role, dir)
+		}
+		return a, nil
+	}
+	var upperAbs, workAbs string
+	var err error
+	if opts.Upper != "" {
+		if upperAbs, err = check("upperdir", opts.Upper); err != nil {
+			return nil, err
+		}
+		if workAbs, err = check("workdir", opts.Workdir); err != nil {
+			return nil, err
+		}
+		if within(workAbs, upperAbs) || within(upperAbs, workAbs) {
+			return nil, fmt.Errorf("union: workdir %q and upperdir %q must not contain each other", opts.Workdir, opts.Upper)
+		}
+		var su, sw unix.Stat_t
+		if err := unix.Stat(upperAbs, &su); err != nil {
+			return nil, fmt.Errorf("union: upperdir %q: %w", opts.Upper, err)
+		}
+		if err := unix.Stat(workAbs, &sw); err != nil {
+			return nil, fmt.Errorf("union: workdir %q: %w", opts.Workdir, err)
+		}
+		if su.Dev != sw.Dev {
+			return nil, fmt.Errorf("union: workdir %q is not on the same filesystem as upperdir %q", opts.Workdir, opts.Upper)
+		}
+	}
+	for _, l := range opts.Lowers {
+		a, err := check("lowerdir", l)
+		if err != nil {
+			return nil, err
+		}
+		if upperAbs != "" && (within(a, upperAbs) || within(upperAbs, a)) {
+			return nil, fmt.Errorf("union: upperdir %q and lowerdir %q must not contain each other (the lower would be written)", opts.Upper, l)
+		}
+		if workAbs != "" && (within(a, workAbs) || within(workAbs, a)) {
+			return nil, fmt.Errorf("union: workdir %q and lowerdir %q must not contain each other", opts.Workdir, l)
+		}
+		abs = append(abs, a)
+	}
+
+	ok := false
+	defer func() {
+		if !ok {
+			u.Close()
+		}
+	}()
+	for i, a := range abs {
+		l, err := openLowerLayer(a, i+1)
+		if err != nil {
+			return nil, fmt.Errorf("union: lowerdir %q: %w", opts.Lowers[i], err)
+		}
+		u.lowers = append(u.lowers, l)
+	}
+	if upperAbs != "" {
+		up, err := openUpperLayer(upperAbs)
+		if err != nil {
+			return nil, fmt.Errorf("union: upperdir %q: %w", opts.Upper, err)
+		}
+		u.upper = up
+		if u.work, err = openWorkDir(workAbs); err != nil {
+			return nil, fmt.Errorf("union: workdir %q: %w", opts.Workdir, err)
+		}
+	}
+	if err := u.devs.init(u); err != nil {
+		return nil, err
+	}
+	ok = true
+	return u, nil
+}
+
+// within reports whether path p is dir or lies below it.
+func within(p, dir string) bool {
+	if p == dir {
+		return true
+	}
+	return strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// ReadOnly reports whether the union has no upper layer.
+func (u *Union) ReadOnly() bool { return u.upper == nil }
+
+// Close closes the layers. Nodes must not be used afterwards.
+func (u *Union) Close() error {
+	u.closeOnce.Do(func() {
+		for _, l := range u.lowers {
+			unix.Close(l.fd)
+		}
+		if u.upper != nil {
+			unix.Close(u.upper.fd)
+		}
+		if u.work >= 0 {
+			unix.Close(u.work)
+		}
+	})
+	return nil
+}
+
+// StatFS returns the statistics of the upper layer's filesystem (of the top
+// lower layer when read-only).
+func (u *Union) StatFS() (unix.Statfs_t, error) {
+	var st unix.Statfs_t
+	fd := -1
+	if u.upper != nil {
+		fd = u.upper.fd
+	} else {
+		fd = u.lowers[0].fd
+	}
+	err := unix.Fstatfs(fd, &st)
+	return st, err
+}
+
+// openWorkDir opens WORKDIR/work, creating it, as overlayfs lays it out.
+// Leftovers of an interrupted copy-up are removed: they were never visible.
+func openWorkDir(workdir string) (int, error) {
+	dfd, err := unix.Open(workdir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(dfd)
+	if err := unix.Mkdirat(dfd, "work", 0o700); err != nil && err != unix.EEXIST {
+		return -1, err
+	}
+	fd, err := unix.Openat(dfd, "work", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := removeAllAt(fd); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("clean work directory: %w", err)
+	}
+	return fd, nil
+}
