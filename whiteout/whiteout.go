@@ -160,7 +160,8 @@ func Make(dirfd int, name string, f Format, ns Namespace) error {
 	case DeviceWhiteouts:
 		return unix.Mknodat(dirfd, name, unix.S_IFCHR|0, 0)
 	case XattrWhiteouts:
-		fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		// Mode 0600: user.* xattrs need write permission on the inode.
+		fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return err
 		}

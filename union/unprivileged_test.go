@@ -1,0 +1,109 @@
+package union
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// The unprivileged format is tested by running the test binary again as
+// the user nobody, on layers the root half prepares.
+const unprivEnv = "UNION9P_TEST_UNPRIVILEGED_BASE"
+
+func TestUnprivilegedFormat(t *testing.T) {
+	if base := os.Getenv(unprivEnv); base != "" {
+		unprivilegedChecks(t, base)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to prepare the layers and drop privileges")
+	}
+	base := t.TempDir()
+	must(t, os.Chmod(base, 0o755))
+	must(t, os.Chmod(filepath.Dir(base), 0o755)) // t.TempDir makes it private
+	lower := filepath.Join(base, "lower")
+	layout(t, lower, "d/f=1", "d/g=2", "keep=k")
+	up, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
+	for _, d := range []string{up, work} {
+		must(t, os.Mkdir(d, 0o755))
+		must(t, os.Chown(d, 65534, 65534))
+	}
+	before := snapshot(t, []string{lower})
+	// The go tool's build directory is private to root: run a copy.
+	bin := filepath.Join(base, "union.test")
+	data, err := os.ReadFile(os.Args[0])
+	must(t, err)
+	must(t, os.WriteFile(bin, data, 0o755))
+	cmd := exec.Command(bin, "-test.run=^TestUnprivilegedFormat$", "-test.v")
+	cmd.Env = append(os.Environ(), unprivEnv+"="+base)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("unprivileged half failed: %v\n%s", err, out)
+	}
+	if after := snapshot(t, []string{lower}); after != before {
+		t.Fatalf("lower changed:\n%s\n%s", before, after)
+	}
+	// The markers are in the user.overlay namespace (overlayfs userxattr).
+	v, err := getXattrPath(filepath.Join(up, "d"), "user.overlay.opaque", unix.Lgetxattr)
+	if err != nil || string(v) != "y" {
+		t.Fatalf("re-created dir not marked opaque in user.overlay: %q %v", v, err)
+	}
+}
+
+func unprivilegedChecks(t *testing.T, base string) {
+	u, err := Open(Options{Lowers: []string{filepath.Join(base, "lower")}, Upper: filepath.Join(base, "upper"), Workdir: filepath.Join(base, "work")})
+	must(t, err)
+	defer u.Close()
+	tu := &testUnion{Union: u}
+	if u.ownership != MappedXattr {
+		t.Fatalf("ownership %v, want mapped xattrs", u.ownership)
+	}
+	d := tu.mustWalk(t, "d")
+	must(t, d.Unlink("f", false))
+	if got := tu.list(t, "d"); !slices.Equal(got, []string{"g"}) {
+		t.Fatalf("d lists %v after unlink", got)
+	}
+	_, err = tu.walk(t, "d/f")
+	wantErrno(t, err, unix.ENOENT)
+	if _, err := getXattrPath(filepath.Join(base, "upper/d/f"), "user.overlay.whiteout", unix.Lgetxattr); err != nil {
+		t.Fatalf("no xattr whiteout for d/f: %v", err)
+	}
+	must(t, d.Unlink("g", false))
+	root := tu.mustWalk(t, "/")
+	must(t, root.Unlink("d", true))
+	nd, err := root.Mkdir("d", 0o755, Owner{UID: 0, GID: 0})
+	must(t, err)
+	nd.Release()
+	if got := tu.list(t, "d"); len(got) != 0 {
+		t.Fatalf("re-created d shows %v", got)
+	}
+	n, f, err := root.Create("mine", unix.O_RDWR, 0o4755, Owner{UID: 1000, GID: 100})
+	must(t, err)
+	f.Close()
+	a, err := n.Attr()
+	must(t, err)
+	n.Release()
+	if a.UID != 1000 || a.GID != 100 || a.Mode&0o7777 != 0o4755 {
+		t.Fatalf("mapped attrs uid %d gid %d mode %o", a.UID, a.GID, a.Mode&0o7777)
+	}
+	keep := tu.mustWalk(t, "keep")
+	must(t, keep.SetAttr(SetAttr{SetUID: true, UID: 33, SetMode: true, Mode: 0o640}))
+	a, err = keep.Attr()
+	must(t, err)
+	if a.UID != 33 || a.Mode&0o7777 != 0o640 {
+		t.Fatalf("chown/chmod through mapped xattrs: uid %d mode %o", a.UID, a.Mode&0o7777)
+	}
+	names, err := keep.ListXattr()
+	must(t, err)
+	for _, nm := range names {
+		if u.isPrivate(nm) {
+			t.Fatalf("private xattr %s listed", nm)
+		}
+	}
+}
