@@ -82,7 +82,7 @@ func (n *Node) copyUp() (int, error) {
 	var st unix.Stat_t
 	switch err := lstatAt(pfd, name, &st); {
 	case err == nil:
-		if whiteout.IsWhiteout(pfd, name, &st, u.dirHasXattrWhiteouts(pfd), u.ns) || st.Mode&unix.S_IFMT != n.typ {
+		if u.isWhiteout(pfd, name, &st) || st.Mode&unix.S_IFMT != n.typ {
 			// Deleted or replaced through another Node: this one is stale.
 			return -1, unix.ENOENT
 		}

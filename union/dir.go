@@ -53,7 +53,7 @@ func (n *Node) prepareCreate(name string) (upperSlot, error) {
 	var st unix.Stat_t
 	switch err := lstatAt(pfd, name, &st); {
 	case err == nil:
-		if whiteout.IsWhiteout(pfd, name, &st, n.u.dirHasXattrWhiteouts(pfd), n.u.ns) {
+		if n.u.isWhiteout(pfd, name, &st) {
 			return upperSlot{dirfd: pfd, whiteout: true}, nil
 		}
 		return upperSlot{}, unix.EEXIST
@@ -448,7 +448,7 @@ func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 	var st unix.Stat_t
 	dstWhiteout := false
 	if lstatAt(npfd, newName, &st) == nil {
-		if whiteout.IsWhiteout(npfd, newName, &st, u.dirHasXattrWhiteouts(npfd), u.ns) {
+		if u.isWhiteout(npfd, newName, &st) {
 			dstWhiteout = true
 		} else if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			// An empty-as-merged directory may hold whiteouts; the host

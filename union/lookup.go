@@ -89,7 +89,7 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 		err := lstatAt(upperDir, name, &st)
 		switch {
 		case err == nil:
-			if whiteout.IsWhiteout(upperDir, name, &st, u.dirHasXattrWhiteouts(upperDir), u.ns) {
+			if u.isWhiteout(upperDir, name, &st) {
 				return false, nil
 			}
 			fd, err := openPathAt(upperDir, name)
@@ -121,7 +121,7 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if whiteout.IsWhiteout(ld.fd, name, &st, u.dirHasXattrWhiteouts(ld.fd), u.ns) {
+		if u.isWhiteout(ld.fd, name, &st) {
 			break
 		}
 		if _, marker := whiteout.IsOCIMarker(name); marker {
@@ -149,13 +149,28 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 }
 
 // dirHasXattrWhiteouts reports whether the directory may hold xattr
-// whiteouts, so that regular files in it need an xattr check.
+// whiteouts in either namespace, so that regular files in it need an xattr
+// check.
 func (u *Union) dirHasXattrWhiteouts(dirfd int) bool {
-	s := whiteout.ReadDirState(dirfd, whiteout.Trusted)
-	if s.HasXattrWhiteout {
+	return whiteout.ReadDirState(dirfd, whiteout.Trusted).HasXattrWhiteout ||
+		whiteout.ReadDirState(dirfd, whiteout.User).HasXattrWhiteout
+}
+
+// isWhiteout reports whether the entry name of dirfd, whose lstat is st,
+// is a whiteout in any format. Only empty regular files cost an xattr read.
+func (u *Union) isWhiteout(dirfd int, name string, st *unix.Stat_t) bool {
+	if whiteout.IsDeviceWhiteout(st) {
 		return true
 	}
-	return whiteout.ReadDirState(dirfd, whiteout.User).HasXattrWhiteout
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
+		return false
+	}
+	for _, ns := range []whiteout.Namespace{whiteout.Trusted, whiteout.User} {
+		if whiteout.ReadDirState(dirfd, ns).HasXattrWhiteout && whiteout.IsWhiteout(dirfd, name, st, true, ns) {
+			return true
+		}
+	}
+	return false
 }
 
 // finishID sets the id of a node built from its own objects.

@@ -96,7 +96,7 @@ func (n *Node) listMerged() ([]Dirent, error) {
 			typ := dtOrStat(dirfd, e)
 			if typ == unix.DT_CHR || (xattrWhiteouts && typ == unix.DT_REG) {
 				var st unix.Stat_t
-				if lstatAt(dirfd, e.name, &st) == nil && whiteout.IsWhiteout(dirfd, e.name, &st, xattrWhiteouts, u.ns) {
+				if lstatAt(dirfd, e.name, &st) == nil && u.isWhiteout(dirfd, e.name, &st) {
 					if seen != nil {
 						seen[e.name] = -1
 					}
