@@ -9,8 +9,9 @@ import (
 
 // openFlagsPassed are the open flags a client's open is allowed to carry to
 // the host. O_CREAT, O_EXCL and O_NOFOLLOW-style flags are the union's own
-// business; anything not listed is dropped.
-const openFlagsPassed = unix.O_ACCMODE | unix.O_APPEND | unix.O_TRUNC | unix.O_DIRECT |
+// business; O_DIRECT is dropped because the client's buffers reach us copied
+// and unaligned (the guest's own page cache is what O_DIRECT bypasses).
+const openFlagsPassed = unix.O_ACCMODE | unix.O_APPEND | unix.O_TRUNC |
 	unix.O_NOATIME | unix.O_SYNC | unix.O_DSYNC | unix.O_NONBLOCK | unix.O_DIRECTORY
 
 // Open opens n. Opening for writing (or with O_TRUNC) copies n up first; a
@@ -49,12 +50,6 @@ func (n *Node) Open(flags int) (*File, error) {
 	if err == unix.EPERM && hostFlags&unix.O_NOATIME != 0 {
 		// O_NOATIME is only for the owner; the client asked for a hint.
 		hostFlags &^= unix.O_NOATIME
-		fd, err = reopen(obj, hostFlags)
-	}
-	if err == unix.EINVAL && hostFlags&unix.O_DIRECT != 0 {
-		// The layer's filesystem cannot do direct I/O (tmpfs); the data
-		// is still written through to it.
-		hostFlags &^= unix.O_DIRECT
 		fd, err = reopen(obj, hostFlags)
 	}
 	if err != nil {

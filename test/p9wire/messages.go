@@ -1,0 +1,409 @@
+package p9wire
+
+import "fmt"
+
+// QID identifies a file on the server.
+type QID struct {
+	Type    uint8
+	Version uint32
+	Path    uint64
+}
+
+// Getattr request masks.
+const (
+	GetattrBasic uint64 = 0x000007ff // mode..blocks, as the kernel asks
+	GetattrAll   uint64 = 0x00003fff
+)
+
+// Attr is an Rgetattr body.
+type Attr struct {
+	Valid               uint64
+	QID                 QID
+	Mode, UID, GID      uint32
+	Nlink, Rdev, Size   uint64
+	Blksize, Blocks     uint64
+	AtimeSec, AtimeNsec uint64
+	MtimeSec, MtimeNsec uint64
+	CtimeSec, CtimeNsec uint64
+	BtimeSec, BtimeNsec uint64
+	Gen, DataVersion    uint64
+}
+
+// Setattr valid bits (P9_ATTR_*).
+const (
+	SetattrMode     uint32 = 0x001
+	SetattrUID      uint32 = 0x002
+	SetattrGID      uint32 = 0x004
+	SetattrSize     uint32 = 0x008
+	SetattrAtime    uint32 = 0x010
+	SetattrMtime    uint32 = 0x020
+	SetattrCtime    uint32 = 0x040
+	SetattrAtimeSet uint32 = 0x080 // time given; without it the server uses "now"
+	SetattrMtimeSet uint32 = 0x100
+)
+
+// SetAttr is a Tsetattr body (without the fid).
+type SetAttr struct {
+	Valid               uint32
+	Mode, UID, GID      uint32
+	Size                uint64
+	AtimeSec, AtimeNsec uint64
+	MtimeSec, MtimeNsec uint64
+}
+
+// Dirent is one Rreaddir entry. Type is the d_type (DT_*) value.
+type Dirent struct {
+	QID    QID
+	Offset uint64
+	Type   uint8
+	Name   string
+}
+
+// StatFS is an Rstatfs body.
+type StatFS struct {
+	Type, Bsize           uint32
+	Blocks, Bfree, Bavail uint64
+	Files, Ffree, Fsid    uint64
+	Namelen               uint32
+}
+
+// Lock types and flags of Tlock/Tgetlock, and Rlock statuses.
+const (
+	LockRead   uint8 = 0
+	LockWrite  uint8 = 1
+	LockUnlock uint8 = 2
+
+	LockFlagBlock uint32 = 1
+
+	LockSuccess uint8 = 0
+	LockBlocked uint8 = 1
+	LockError   uint8 = 2
+	LockGrace   uint8 = 3
+)
+
+// Lock is the body of Tlock and (without Flags) Tgetlock/Rgetlock.
+type Lock struct {
+	Type          uint8
+	Flags         uint32
+	Start, Length uint64
+	ProcID        uint32
+	ClientID      string
+}
+
+// Open flags as the kernel sends them (P9_DOTL_*).
+const (
+	ORdonly    uint32 = 00000000
+	OWronly    uint32 = 00000001
+	ORdwr      uint32 = 00000002
+	OCreate    uint32 = 00000100
+	OExcl      uint32 = 00000200
+	OTrunc     uint32 = 00001000
+	OAppend    uint32 = 00002000
+	ONonblock  uint32 = 00004000
+	ODsync     uint32 = 00010000
+	ODirect    uint32 = 00040000
+	OLargefile uint32 = 00100000
+	ODirectory uint32 = 00200000
+	ONofollow  uint32 = 00400000
+	ONoatime   uint32 = 01000000
+	OCloexec   uint32 = 02000000
+	OSync      uint32 = 04000000
+)
+
+// AtRemovedir is the Tunlinkat flag for directories.
+const AtRemovedir uint32 = 0x200
+
+// Attach sends Tattach without an auth fid.
+func (c *Client) Attach(fid uint32, uname, aname string, nuname uint32) (QID, error) {
+	d, err := c.RPC(Tattach, new(Encoder).U32(fid).U32(NoFid).Str(uname).Str(aname).U32(nuname).Bytes())
+	if err != nil {
+		return QID{}, err
+	}
+	q := d.QID()
+	return q, d.Err()
+}
+
+// Walk sends Twalk; it fails unless every name was walked, as the kernel
+// treats a partial walk.
+func (c *Client) Walk(fid, newfid uint32, names ...string) ([]QID, error) {
+	e := new(Encoder).U32(fid).U32(newfid).U16(uint16(len(names)))
+	for _, n := range names {
+		e.Str(n)
+	}
+	d, err := c.RPC(Twalk, e.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	qids := make([]QID, d.U16())
+	for i := range qids {
+		qids[i] = d.QID()
+	}
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	if len(qids) != len(names) {
+		return qids, fmt.Errorf("p9wire: walk of %d names returned %d qids", len(names), len(qids))
+	}
+	return qids, nil
+}
+
+// Getattr sends Tgetattr.
+func (c *Client) Getattr(fid uint32, mask uint64) (Attr, error) {
+	d, err := c.RPC(Tgetattr, new(Encoder).U32(fid).U64(mask).Bytes())
+	if err != nil {
+		return Attr{}, err
+	}
+	a := Attr{Valid: d.U64(), QID: d.QID(), Mode: d.U32(), UID: d.U32(), GID: d.U32(),
+		Nlink: d.U64(), Rdev: d.U64(), Size: d.U64(), Blksize: d.U64(), Blocks: d.U64(),
+		AtimeSec: d.U64(), AtimeNsec: d.U64(), MtimeSec: d.U64(), MtimeNsec: d.U64(),
+		CtimeSec: d.U64(), CtimeNsec: d.U64(), BtimeSec: d.U64(), BtimeNsec: d.U64(),
+		Gen: d.U64(), DataVersion: d.U64()}
+	return a, d.Err()
+}
+
+// Setattr sends Tsetattr.
+func (c *Client) Setattr(fid uint32, s SetAttr) error {
+	_, err := c.RPC(Tsetattr, new(Encoder).U32(fid).U32(s.Valid).U32(s.Mode).U32(s.UID).U32(s.GID).
+		U64(s.Size).U64(s.AtimeSec).U64(s.AtimeNsec).U64(s.MtimeSec).U64(s.MtimeNsec).Bytes())
+	return err
+}
+
+// Lopen sends Tlopen and returns the qid and iounit.
+func (c *Client) Lopen(fid, flags uint32) (QID, uint32, error) {
+	d, err := c.RPC(Tlopen, new(Encoder).U32(fid).U32(flags).Bytes())
+	if err != nil {
+		return QID{}, 0, err
+	}
+	q, iounit := d.QID(), d.U32()
+	return q, iounit, d.Err()
+}
+
+// Lcreate sends Tlcreate; on success fid is the new, open file.
+func (c *Client) Lcreate(fid uint32, name string, flags, mode, gid uint32) (QID, uint32, error) {
+	d, err := c.RPC(Tlcreate, new(Encoder).U32(fid).Str(name).U32(flags).U32(mode).U32(gid).Bytes())
+	if err != nil {
+		return QID{}, 0, err
+	}
+	q, iounit := d.QID(), d.U32()
+	return q, iounit, d.Err()
+}
+
+// Read sends one Tread.
+func (c *Client) Read(fid uint32, offset uint64, count uint32) ([]byte, error) {
+	d, err := c.RPC(Tread, new(Encoder).U32(fid).U64(offset).U32(count).Bytes())
+	if err != nil {
+		return nil, err
+	}
+	n := d.U32()
+	rest := d.Rest()
+	if d.Err() != nil || int(n) > len(rest) {
+		return nil, ErrShortBody
+	}
+	return rest[:n], nil
+}
+
+// Write sends one Twrite and returns the count written.
+func (c *Client) Write(fid uint32, offset uint64, data []byte) (uint32, error) {
+	d, err := c.RPC(Twrite, new(Encoder).U32(fid).U64(offset).U32(uint32(len(data))).Raw(data).Bytes())
+	if err != nil {
+		return 0, err
+	}
+	n := d.U32()
+	return n, d.Err()
+}
+
+// Readdir sends one Treaddir with the given byte count.
+func (c *Client) Readdir(fid uint32, offset uint64, count uint32) ([]Dirent, error) {
+	d, err := c.RPC(Treaddir, new(Encoder).U32(fid).U64(offset).U32(count).Bytes())
+	if err != nil {
+		return nil, err
+	}
+	n := d.U32()
+	rest := d.Rest()
+	if d.Err() != nil || int(n) > len(rest) {
+		return nil, ErrShortBody
+	}
+	var out []Dirent
+	ed := NewDecoder(rest[:n])
+	for len(ed.Rest()) > 0 {
+		e := Dirent{QID: ed.QID(), Offset: ed.U64(), Type: ed.U8(), Name: ed.Str()}
+		if ed.Err() != nil {
+			return nil, ed.Err()
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Mkdir sends Tmkdir.
+func (c *Client) Mkdir(dfid uint32, name string, mode, gid uint32) (QID, error) {
+	return c.qidRPC(Tmkdir, new(Encoder).U32(dfid).Str(name).U32(mode).U32(gid))
+}
+
+// Symlink sends Tsymlink creating name -> target.
+func (c *Client) Symlink(dfid uint32, name, target string, gid uint32) (QID, error) {
+	return c.qidRPC(Tsymlink, new(Encoder).U32(dfid).Str(name).Str(target).U32(gid))
+}
+
+// Mknod sends Tmknod; mode includes the file type bits.
+func (c *Client) Mknod(dfid uint32, name string, mode, major, minor, gid uint32) (QID, error) {
+	return c.qidRPC(Tmknod, new(Encoder).U32(dfid).Str(name).U32(mode).U32(major).U32(minor).U32(gid))
+}
+
+func (c *Client) qidRPC(typ uint8, e *Encoder) (QID, error) {
+	d, err := c.RPC(typ, e.Bytes())
+	if err != nil {
+		return QID{}, err
+	}
+	q := d.QID()
+	return q, d.Err()
+}
+
+// Link sends Tlink: a new name in dfid for the file of fid.
+func (c *Client) Link(dfid, fid uint32, name string) error {
+	_, err := c.RPC(Tlink, new(Encoder).U32(dfid).U32(fid).Str(name).Bytes())
+	return err
+}
+
+// Renameat sends Trenameat.
+func (c *Client) Renameat(oldDir uint32, oldName string, newDir uint32, newName string) error {
+	_, err := c.RPC(Trenameat, new(Encoder).U32(oldDir).Str(oldName).U32(newDir).Str(newName).Bytes())
+	return err
+}
+
+// Unlinkat sends Tunlinkat (flags: 0 or AtRemovedir).
+func (c *Client) Unlinkat(dfid uint32, name string, flags uint32) error {
+	_, err := c.RPC(Tunlinkat, new(Encoder).U32(dfid).Str(name).U32(flags).Bytes())
+	return err
+}
+
+// Readlink sends Treadlink.
+func (c *Client) Readlink(fid uint32) (string, error) {
+	d, err := c.RPC(Treadlink, new(Encoder).U32(fid).Bytes())
+	if err != nil {
+		return "", err
+	}
+	s := d.Str()
+	return s, d.Err()
+}
+
+// Xattrwalk sends Txattrwalk (an empty name lists the names) and returns
+// the size of the value; newfid then reads it.
+func (c *Client) Xattrwalk(fid, newfid uint32, name string) (uint64, error) {
+	d, err := c.RPC(Txattrwalk, new(Encoder).U32(fid).U32(newfid).Str(name).Bytes())
+	if err != nil {
+		return 0, err
+	}
+	n := d.U64()
+	return n, d.Err()
+}
+
+// Xattrcreate sends Txattrcreate; the value is then written to fid and set
+// when fid is clunked.
+func (c *Client) Xattrcreate(fid uint32, name string, size uint64, flags uint32) error {
+	_, err := c.RPC(Txattrcreate, new(Encoder).U32(fid).Str(name).U64(size).U32(flags).Bytes())
+	return err
+}
+
+// GetXattr reads an attribute the way the kernel does: Txattrwalk to
+// tmpfid, Tread of the value, Tclunk.
+func (c *Client) GetXattr(fid, tmpfid uint32, name string) ([]byte, error) {
+	size, err := c.Xattrwalk(fid, tmpfid, name)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Clunk(tmpfid)
+	var out []byte
+	for uint64(len(out)) < size {
+		p, err := c.Read(tmpfid, uint64(len(out)), uint32(size)-uint32(len(out)))
+		if err != nil {
+			return nil, err
+		}
+		if len(p) == 0 {
+			break
+		}
+		out = append(out, p...)
+	}
+	return out, nil
+}
+
+// SetXattr sets an attribute the way the kernel does: clone fid to tmpfid,
+// Txattrcreate, Twrite of the value, Tclunk (whose answer is the result).
+func (c *Client) SetXattr(fid, tmpfid uint32, name string, value []byte, flags uint32) error {
+	if _, err := c.Walk(fid, tmpfid); err != nil {
+		return err
+	}
+	if err := c.Xattrcreate(tmpfid, name, uint64(len(value)), flags); err != nil {
+		c.Clunk(tmpfid)
+		return err
+	}
+	if len(value) > 0 {
+		if _, err := c.Write(tmpfid, 0, value); err != nil {
+			c.Clunk(tmpfid)
+			return err
+		}
+	}
+	return c.Clunk(tmpfid)
+}
+
+// Fsync sends Tfsync.
+func (c *Client) Fsync(fid uint32, datasync bool) error {
+	var ds uint32
+	if datasync {
+		ds = 1
+	}
+	_, err := c.RPC(Tfsync, new(Encoder).U32(fid).U32(ds).Bytes())
+	return err
+}
+
+// Statfs sends Tstatfs.
+func (c *Client) Statfs(fid uint32) (StatFS, error) {
+	d, err := c.RPC(Tstatfs, new(Encoder).U32(fid).Bytes())
+	if err != nil {
+		return StatFS{}, err
+	}
+	s := StatFS{Type: d.U32(), Bsize: d.U32(), Blocks: d.U64(), Bfree: d.U64(), Bavail: d.U64(),
+		Files: d.U64(), Ffree: d.U64(), Fsid: d.U64(), Namelen: d.U32()}
+	return s, d.Err()
+}
+
+// Lock sends Tlock and returns the status.
+func (c *Client) Lock(fid uint32, l Lock) (uint8, error) {
+	d, err := c.RPC(Tlock, new(Encoder).U32(fid).U8(l.Type).U32(l.Flags).U64(l.Start).U64(l.Length).
+		U32(l.ProcID).Str(l.ClientID).Bytes())
+	if err != nil {
+		return 0, err
+	}
+	s := d.U8()
+	return s, d.Err()
+}
+
+// Getlock sends Tgetlock. The answer's Type is LockUnlock when the lock
+// could be placed, else it describes a conflicting lock.
+func (c *Client) Getlock(fid uint32, l Lock) (Lock, error) {
+	d, err := c.RPC(Tgetlock, new(Encoder).U32(fid).U8(l.Type).U64(l.Start).U64(l.Length).
+		U32(l.ProcID).Str(l.ClientID).Bytes())
+	if err != nil {
+		return Lock{}, err
+	}
+	r := Lock{Type: d.U8(), Start: d.U64(), Length: d.U64(), ProcID: d.U32(), ClientID: d.Str()}
+	return r, d.Err()
+}
+
+// Clunk sends Tclunk.
+func (c *Client) Clunk(fid uint32) error {
+	_, err := c.RPC(Tclunk, new(Encoder).U32(fid).Bytes())
+	return err
+}
+
+// Remove sends Tremove.
+func (c *Client) Remove(fid uint32) error {
+	_, err := c.RPC(Tremove, new(Encoder).U32(fid).Bytes())
+	return err
+}
+
+// Flush sends Tflush for oldtag and waits for Rflush.
+func (c *Client) Flush(oldtag uint16) error {
+	_, err := c.RPC(Tflush, new(Encoder).U16(oldtag).Bytes())
+	return err
+}
