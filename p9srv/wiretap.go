@@ -291,11 +291,19 @@ func (t *tap) inspect(typ uint8, tag uint16, frame []byte) ([]byte, linux.Errno)
 	return frame, 0
 }
 
+// anonymousUID is whom an attach that names no user speaks for: nobody,
+// as the Linux client's own default user name (V9FS_DEFUSER) says.
+const anonymousUID = 65534
+
 // resolveAttachUID returns the uid a Tattach speaks for: n_uname, as Linux
-// sends it, else a numeric uname or a user name known to this host.
+// sends it, else a numeric uname or a user name known to this host, else
+// nobody when no user is named at all.
 func resolveAttachUID(uname string, nuname uint32) (uint32, error) {
 	if nuname != noUID {
 		return nuname, nil
+	}
+	if uname == "" {
+		return anonymousUID, nil
 	}
 	if n, err := strconv.ParseUint(uname, 10, 32); err == nil && n != noUID {
 		return uint32(n), nil
