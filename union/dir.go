@@ -400,7 +400,16 @@ func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 	if u.upper == nil {
 		return unix.EROFS
 	}
+	// The checks come in the order Linux makes them, so that a client sees
+	// the errno it would see on overlayfs: ancestry (in the VFS), types
+	// (vfs_rename), then what the union cannot do (EXDEV), then emptiness.
 	srcDir := src.typ == unix.S_IFDIR
+	if srcDir && newDir.isDescendantOf(src) {
+		return unix.EINVAL // a directory moved below itself
+	}
+	if dst != nil && dst.typ == unix.S_IFDIR && n.isDescendantOf(dst) {
+		return unix.ENOTEMPTY // replacing a directory above the source
+	}
 	if dst != nil {
 		dstDir := dst.typ == unix.S_IFDIR
 		switch {
@@ -408,22 +417,20 @@ func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 			return unix.ENOTDIR
 		case !srcDir && dstDir:
 			return unix.EISDIR
-		case dstDir:
-			empty, err := dst.isEmptyMerged()
-			if err != nil {
-				return err
-			}
-			if !empty {
-				return unix.ENOTEMPTY
-			}
 		}
 	}
 	if srcDir {
 		if _, lowers, _, _ := src.state(); len(lowers) > 0 {
 			return unix.EXDEV
 		}
-		if newDir.isDescendantOf(src) {
-			return unix.EINVAL
+	}
+	if dst != nil && dst.typ == unix.S_IFDIR {
+		empty, err := dst.isEmptyMerged()
+		if err != nil {
+			return err
+		}
+		if !empty {
+			return unix.ENOTEMPTY
 		}
 	}
 	sfd, err := src.copyUp()
