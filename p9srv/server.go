@@ -153,7 +153,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 		backoff = 5 * time.Millisecond
+		s.sizeSendBuffer(conn)
 		go s.ServeConn(conn)
+	}
+}
+
+// sizeSendBuffer lets a unix socket take two of the largest responses at
+// once: with the default buffer a 1 MiB Rread leaves in many pieces, each
+// a wake-up on both sides. TCP sizes its buffers itself.
+func (s *Server) sizeSendBuffer(conn net.Conn) {
+	if uc, ok := conn.(*net.UnixConn); ok {
+		uc.SetWriteBuffer(2 * int(s.maxMsize))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
 	"strconv"
@@ -116,7 +117,16 @@ type frameAssembly struct {
 	req    *request // request answered by this frame
 	buffer bool     // the frame is collected in buf and written at its end
 	buf    []byte
+
+	// pending holds the start of a passed-through frame (its header and
+	// small pieces) until a large piece or the end comes, so that a
+	// response leaves in one write(v) and wakes the client once.
+	pending []byte
 }
+
+// coalesceLimit is the largest piece of a frame copied into pending; larger
+// ones (read data) go out with pending in one writev, uncopied.
+const coalesceLimit = 64 << 10
 
 var tapCounter atomic.Uint64
 
@@ -426,15 +436,30 @@ func (t *tap) startFrame() error {
 		return nil
 	}
 	t.writeMu.Lock()
-	if _, err := t.conn.Write(a.hdr[:]); err != nil {
-		a.inBody = false
-		t.writeMu.Unlock()
-		return err
-	}
+	a.pending = append(a.pending[:0], a.hdr[:]...)
 	if t.srv.cfg.Trace {
 		t.traceResponse(a.hdr[:])
 	}
 	return nil
+}
+
+// flushPending writes what pending holds followed by p, in one writev where
+// the connection supports it.
+func (t *tap) flushPending(p []byte) error {
+	a := &t.out
+	var err error
+	switch {
+	case len(p) == 0 && len(a.pending) == 0:
+	case len(p) == 0:
+		_, err = t.conn.Write(a.pending)
+	case len(a.pending) == 0:
+		_, err = t.conn.Write(p)
+	default:
+		bufs := net.Buffers{a.pending, p}
+		_, err = bufs.WriteTo(t.conn)
+	}
+	a.pending = a.pending[:0]
+	return err
 }
 
 func (t *tap) frameBytes(p []byte) error {
@@ -443,7 +468,16 @@ func (t *tap) frameBytes(p []byte) error {
 		a.buf = append(a.buf, p...)
 		return nil
 	}
-	if _, err := t.conn.Write(p); err != nil {
+	last := len(p) == a.left
+	if !last && len(p) <= coalesceLimit {
+		a.pending = append(a.pending, p...)
+		return nil
+	}
+	if last && len(p) <= coalesceLimit {
+		a.pending = append(a.pending, p...)
+		p = nil
+	}
+	if err := t.flushPending(p); err != nil {
 		a.inBody = false
 		t.writeMu.Unlock()
 		return err
@@ -455,8 +489,9 @@ func (t *tap) endFrame() error {
 	a := &t.out
 	a.inBody = false
 	if !a.buffer {
+		err := t.flushPending(nil)
 		t.writeMu.Unlock()
-		return nil
+		return err
 	}
 	frame := a.buf
 	if a.req != nil {
