@@ -102,6 +102,7 @@ func (n *Node) copyUp() (int, error) {
 		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
 	u.upperGen.Add(1)
+	u.namespaceChanged()
 	return n.adoptUpper(pfd, name)
 }
 

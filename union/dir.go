@@ -72,6 +72,7 @@ func (n *Node) prepareCreate(name string) (upperSlot, error) {
 // directory and swapped in, and a directory is made opaque.
 func (n *Node) create(name string, mode uint32, o Owner, build func(dirfd int, name string) error) (*Node, error) {
 	u := n.u
+	defer n.u.namespaceChanged()
 	slot, err := n.prepareCreate(name)
 	if err != nil {
 		return nil, err
@@ -240,6 +241,7 @@ func (n *Node) Link(target *Node, name string) (*Node, error) {
 	if n.u.upper == nil {
 		return nil, unix.EROFS
 	}
+	defer n.u.namespaceChanged()
 	tfd, err := target.copyUp()
 	if err != nil {
 		return nil, err
@@ -292,6 +294,7 @@ func (n *Node) isEmptyMerged() (bool, error) {
 // (it must be empty as merged: ENOTEMPTY), otherwise a non-directory. If a
 // lower layer still has the name, a whiteout hides it.
 func (n *Node) Unlink(name string, dir bool) error {
+	defer n.u.namespaceChanged()
 	c, err := n.Lookup(name)
 	if err != nil {
 		return err
@@ -379,6 +382,7 @@ func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 	u := n.u
 	u.renameMu.Lock()
 	defer u.renameMu.Unlock()
+	defer u.namespaceChanged()
 
 	src, err := n.Lookup(oldName)
 	if err != nil {

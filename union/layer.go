@@ -2,6 +2,8 @@ package union
 
 import (
 	"strconv"
+	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -143,7 +145,9 @@ func readDirents(dirfd int) ([]hostDirent, error) {
 	}
 	defer unix.Close(fd)
 	var out []hostDirent
-	buf := make([]byte, 64<<10)
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
@@ -159,7 +163,13 @@ func readDirents(dirfd int) ([]hostDirent, error) {
 	}
 }
 
-func parseDirents(b []byte, out []hostDirent) []hostDirent {
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// parseDirents appends the entries of a getdents64 buffer to out. The names
+// share one string per buffer: one allocation instead of one per name.
+func parseDirents(raw []byte, out []hostDirent) []hostDirent {
+	all := string(raw)
+	b := all
 	for len(b) >= 19 {
 		ino := le64(b[0:8])
 		reclen := int(b[16]) | int(b[17])<<8
@@ -167,14 +177,10 @@ func parseDirents(b []byte, out []hostDirent) []hostDirent {
 			break
 		}
 		typ := b[18]
-		nameb := b[19:reclen]
-		for i, c := range nameb {
-			if c == 0 {
-				nameb = nameb[:i]
-				break
-			}
+		name := b[19:reclen]
+		if i := strings.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
 		}
-		name := string(nameb)
 		b = b[reclen:]
 		if name == "." || name == ".." {
 			continue
@@ -184,7 +190,7 @@ func parseDirents(b []byte, out []hostDirent) []hostDirent {
 	return out
 }
 
-func le64(b []byte) uint64 {
+func le64(b string) uint64 {
 	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }

@@ -17,7 +17,7 @@ func (f *File) ReadDir(cookie uint64, max int) ([]Dirent, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if cookie == 0 || !d.valid {
-		ents, err := f.node.listMerged()
+		ents, err := f.node.listMergedCached()
 		if err != nil {
 			return nil, err
 		}
@@ -31,6 +31,25 @@ func (f *File) ReadDir(cookie uint64, max int) ([]Dirent, error) {
 		end = uint64(len(d.entries))
 	}
 	return d.entries[cookie:end], nil
+}
+
+// listMergedCached is listMerged, answered from the union's listing cache
+// when nothing that could change the listing happened since it was taken.
+func (n *Node) listMergedCached() ([]Dirent, error) {
+	u := n.u
+	n.refreshUpper()
+	key, ok := n.listingKey()
+	if !ok {
+		return n.listMerged()
+	}
+	if ents := u.listings.get(n.id, key); ents != nil {
+		return ents, nil
+	}
+	ents, err := n.listMerged()
+	if err == nil {
+		u.listings.put(n.id, key, ents)
+	}
+	return ents, err
 }
 
 // listMerged lists the directory n as the union shows it: the upper layer's

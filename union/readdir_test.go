@@ -98,3 +98,25 @@ func BenchmarkReadDirMerged10k(b *testing.B) {
 		f.Close()
 	}
 }
+
+// Listings are cached; every change made through the union must show in
+// the next listing at once, however fast it follows the last one.
+func TestReadDirSeesEveryChangeAtOnce(t *testing.T) {
+	tu := newUnion(t, nil, []string{"a=1"})
+	root := tu.mustWalk(t, "/")
+	for i := 0; i < 50; i++ {
+		name := fmt.Sprintf("n%d", i)
+		_, f, err := root.Create(name, unix.O_RDWR, 0o644, Owner{})
+		must(t, err)
+		f.Close()
+		if got := tu.list(t, "/"); len(got) != i+2 {
+			t.Fatalf("after creating %s the root lists %v", name, got)
+		}
+	}
+	must(t, root.Unlink("a", false))
+	for _, n := range tu.list(t, "/") {
+		if n == "a" {
+			t.Fatal("unlinked name still listed")
+		}
+	}
+}

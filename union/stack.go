@@ -62,6 +62,11 @@ type Union struct {
 	// upperGen counts copy-ups, so that Nodes looked up before one can
 	// tell cheaply whether their object may have gained an upper copy.
 	upperGen atomic.Uint64
+
+	// nsGen counts completed namespace changes; listings cache merged
+	// directory listings against it (listcache.go).
+	nsGen    atomic.Uint64
+	listings listingCache
 }
 
 // Open validates the options and opens the layers. Nothing is written to the
