@@ -175,22 +175,78 @@ func removeAt(dirfd int, name string, isDir bool) {
 // are implied). EEXIST if the name exists.
 func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *File, error) {
 	mode = unix.S_IFREG | mode&0o7777
-	c, err := n.create(name, mode, o, func(dirfd int, name string) error {
-		fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	openFlags := flags & openFlagsPassed &^ unix.O_TRUNC
+	slot, err := n.prepareCreate(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if slot.whiteout {
+		// Replacing a marker takes the work directory; not the common case.
+		c, err := n.create(name, mode, o, func(dirfd int, name string) error {
+			fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+			if err != nil {
+				return err
+			}
+			return unix.Close(fd)
+		})
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		return unix.Close(fd)
-	})
+		f, err := c.Open(openFlags)
+		if err != nil {
+			c.Release()
+			return nil, nil, err
+		}
+		return c, f, nil
+	}
+	// The common case, in as few host calls as the result needs: the
+	// descriptor the file is created with is the one the client uses.
+	defer n.u.namespaceChanged()
+	fd, err := unix.Openat(slot.dirfd, name, openFlags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := c.Open(flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC))
+	c, err := n.adoptCreated(slot.dirfd, name, fd, mode, o)
 	if err != nil {
-		c.Release()
+		unix.Close(fd)
+		unix.Unlinkat(slot.dirfd, name, 0)
 		return nil, nil, err
 	}
-	return c, f, nil
+	return c, &File{node: c.Retain(), fd: fd, flags: openFlags}, nil
+}
+
+// adoptCreated gives the file just created as name in the upper directory
+// dirfd (open at fd) its owner and mode, and returns its Node.
+func (n *Node) adoptCreated(dirfd int, name string, fd int, mode uint32, o Owner) (*Node, error) {
+	u := n.u
+	if u.ownership == Passthrough {
+		if err := unix.Fchown(fd, int(o.UID), int(o.GID)); err != nil {
+			return nil, err
+		}
+	}
+	// After the chown, which clears setuid; and whatever the umask said.
+	if err := unix.Fchmod(fd, u.hostMode(mode, false)); err != nil {
+		return nil, err
+	}
+	pfd, err := openPathAt(dirfd, name)
+	if err != nil {
+		return nil, err
+	}
+	if u.ownership == MappedXattr {
+		perm := mode & 0o7777
+		if err := setMapped(pfd, &o.UID, &o.GID, &perm); err != nil {
+			unix.Close(pfd)
+			return nil, err
+		}
+	}
+	var st unix.Stat_t
+	if err := fstat(pfd, &st); err != nil {
+		unix.Close(pfd)
+		return nil, err
+	}
+	c := &Node{u: u, upper: pfd, name: name, typ: unix.S_IFREG, id: u.idOf(&st), parent: n.Retain()}
+	c.refs.Store(1)
+	return c, nil
 }
 
 // Mkdir makes a directory.
