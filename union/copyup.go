@@ -97,9 +97,16 @@ func (n *Node) copyUp() (int, error) {
 		removeWork(u.work, tmp)
 		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
+	// A copy-up is not a change of the parent directory: its times are
+	// put back after the rename, as overlayfs does.
+	var pst unix.Stat_t
+	havePst := fstat(pfd, &pst) == nil
 	if err := unix.Renameat2(u.work, tmp, pfd, name, unix.RENAME_NOREPLACE); err != nil {
 		removeWork(u.work, tmp)
 		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
+	}
+	if havePst {
+		unix.UtimesNanoAt(unix.AT_FDCWD, procPath(pfd), []unix.Timespec{pst.Atim, pst.Mtim}, 0)
 	}
 	u.upperGen.Add(1)
 	u.namespaceChanged()

@@ -291,18 +291,20 @@ func (n *Node) Mknod(name string, mode uint32, rdev uint64, o Owner) (*Node, err
 // Link makes name in n a new hard link to target, copying target up first.
 // Directories cannot be linked (EPERM).
 func (n *Node) Link(target *Node, name string) (*Node, error) {
-	if target.typ == unix.S_IFDIR {
-		return nil, unix.EPERM
-	}
 	if n.u.upper == nil {
 		return nil, unix.EROFS
 	}
 	defer n.u.namespaceChanged()
-	tfd, err := target.copyUp()
+	// As link(2): an existing name first, then a directory target; and a
+	// link that fails copies nothing up.
+	slot, err := n.prepareCreate(name)
 	if err != nil {
 		return nil, err
 	}
-	slot, err := n.prepareCreate(name)
+	if target.typ == unix.S_IFDIR {
+		return nil, unix.EPERM
+	}
+	tfd, err := target.copyUp()
 	if err != nil {
 		return nil, err
 	}
@@ -454,8 +456,11 @@ func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 	default:
 		return err
 	}
-	if dst != nil && src.id == dst.id && src.typ == dst.typ {
-		return nil // the same object (or hard links to it): nothing to do
+	if dst != nil && oldName == newName && n.id == newDir.id {
+		return nil // renamed onto itself
+	}
+	if dst != nil && src.sameUpperObject(dst) {
+		return nil // hard links to one upper object: rename(2) does nothing
 	}
 	if u.upper == nil {
 		return unix.EROFS
@@ -554,6 +559,27 @@ func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 	default:
 		return unix.Renameat(opfd, oldName, npfd, newName)
 	}
+}
+
+// sameUpperObject reports whether n and o are names of one upper inode.
+// Lower hard links are not: overlayfs (without its index) copies each name
+// up on its own, so they stop being links once changed.
+func (n *Node) sameUpperObject(o *Node) bool {
+	a, b := n.objFd(), o.objFd()
+	n.mu.Lock()
+	aUpper := n.upper >= 0
+	n.mu.Unlock()
+	o.mu.Lock()
+	bUpper := o.upper >= 0
+	o.mu.Unlock()
+	if !aUpper || !bUpper {
+		return false
+	}
+	var sa, sb unix.Stat_t
+	if fstat(a, &sa) != nil || fstat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 // isDescendantOf reports whether n is a or lies below it in the names the

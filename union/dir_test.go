@@ -270,3 +270,30 @@ func TestStableIDsUniqueAcrossLayers(t *testing.T) {
 		seen[a.ID] = p
 	}
 }
+
+func TestRenameOntoItselfChangesNothing(t *testing.T) {
+	tu := newUnion(t, nil, []string{"f=1", "d/"})
+	root := tu.mustWalk(t, "/")
+	must(t, root.Rename("f", root, "f"))
+	must(t, root.Rename("d", root, "d"))
+	if ents, _ := os.ReadDir(tu.upper); len(ents) != 0 {
+		t.Fatalf("rename onto itself wrote to the upper: %v", ents)
+	}
+	if got := tu.read(t, "f"); got != "1" {
+		t.Fatalf("f = %q", got)
+	}
+}
+
+func TestCopyUpKeepsParentTimes(t *testing.T) {
+	tu := newUnion(t, nil, []string{"d/f=1"})
+	ts := []unix.Timespec{{Sec: 1111, Nsec: 5}, {Sec: 2222, Nsec: 7}}
+	must(t, unix.UtimesNano(filepath.Join(tu.lowers[0], "d"), ts))
+	tu.setupDone(t)
+	f := tu.mustWalk(t, "d/f")
+	must(t, f.SetAttr(SetAttr{SetMode: true, Mode: 0o600}))
+	a, err := tu.mustWalk(t, "d").Attr()
+	must(t, err)
+	if a.Mtime != ts[1] {
+		t.Fatalf("parent mtime %v after a copy-up, want %v", a.Mtime, ts[1])
+	}
+}

@@ -1,0 +1,117 @@
+package difftest
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// overlayOptions are the kernel overlayfs features union imitates: no
+// redirects (directory renames with lower parts fail with EXDEV), no
+// inode index (hard links of lowers break on copy-up), no metadata-only
+// copy-up.
+const overlayOptions = "redirect_dir=off,index=off,metacopy=off"
+
+// requireRoot skips the test unless it runs as root, which whiteouts
+// (mknod), trusted.* xattrs and mounting need.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: whiteouts are device nodes, opaque markers are trusted.* xattrs, and the reference is a kernel overlay mount")
+	}
+}
+
+// requireOverlay skips the test unless it runs as root and the kernel can
+// mount an overlay with overlayOptions on the scratch filesystem.
+func requireOverlay(t *testing.T) {
+	t.Helper()
+	requireRoot(t)
+	dir := scratchDir(t)
+	var lowers []string
+	for _, name := range []string{"lower", "upper", "work", "mnt"} {
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lowers = append(lowers, filepath.Join(dir, "lower"))
+	opts := overlayMountData(lowers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	mnt := filepath.Join(dir, "mnt")
+	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
+		t.Skipf("kernel overlay mount impossible here (mount -t overlay -o %s: %v)", opts, err)
+	}
+	if err := unmount(mnt); err != nil {
+		t.Fatalf("unmount probe overlay: %v", err)
+	}
+}
+
+func overlayMountData(lowers []string, upper, work string) string {
+	return "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work + "," + overlayOptions
+}
+
+// mountOverlay mounts a kernel overlay of lowers (topmost first), upper and
+// work at mnt. The returned function unmounts it; it is safe to call more
+// than once, and the test's cleanup calls it too.
+func mountOverlay(t *testing.T, lowers []string, upper, work, mnt string) (unmountFn func() error) {
+	t.Helper()
+	opts := overlayMountData(lowers, upper, work)
+	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
+		t.Fatalf("mount -t overlay -o %s %s: %v", opts, mnt, err)
+	}
+	mounted := true
+	unmountFn = func() error {
+		if !mounted {
+			return nil
+		}
+		mounted = false
+		return unmount(mnt)
+	}
+	t.Cleanup(func() {
+		if err := unmountFn(); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
+		}
+	})
+	return unmountFn
+}
+
+func unmount(mnt string) error {
+	err := unix.Unmount(mnt, 0)
+	if errors.Is(err, unix.EBUSY) {
+		err = unix.Unmount(mnt, unix.MNT_DETACH)
+	}
+	return err
+}
+
+// scratchDir returns a new empty directory on /tmp's filesystem, removed
+// when the test ends. Unlike t.TempDir its path never holds ',' or ':',
+// which overlay mount options cannot carry.
+func scratchDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "union9p-difftest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove scratch dir: %v", err)
+		}
+	})
+	return dir
+}
+
+// mkdirs creates each of names in dir and returns their paths.
+func mkdirs(t *testing.T, dir string, names ...string) []string {
+	t.Helper()
+	var out []string
+	for _, name := range names {
+		p := filepath.Join(dir, name)
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
