@@ -21,6 +21,7 @@ type file struct {
 	node *union.Node
 	uid  uint32 // owner of objects created through this fid
 	typ  uint32 // S_IFMT bits; an object's type never changes
+	id   uint64 // the object's stable id, which keys its record locks
 
 	open atomic.Pointer[union.File]
 
@@ -42,7 +43,7 @@ func newFile(s *Server, n *union.Node, uid uint32) (*file, error) {
 }
 
 func newFileAttr(s *Server, n *union.Node, uid uint32, a *union.Attr) *file {
-	f := &file{srv: s, node: n, uid: uid, typ: a.Mode & unix.S_IFMT}
+	f := &file{srv: s, node: n, uid: uid, typ: a.Mode & unix.S_IFMT, id: a.ID}
 	f.refs.Store(1)
 	return f
 }
@@ -217,12 +218,13 @@ func (f *file) Readlink() (string, error) {
 
 // Close implements p9.File.Close: the last of the expected calls (see refs)
 // closes the open file and releases the node. Closing the open file drops
-// the OFD record locks taken through it.
+// the record locks taken through it.
 func (f *file) Close() error {
 	if f.refs.Add(-1) != 0 {
 		return nil
 	}
 	if uf := f.open.Swap(nil); uf != nil {
+		f.srv.locks.dropFid(f.id, f)
 		uf.Close()
 	}
 	f.node.Release()

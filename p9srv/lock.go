@@ -5,20 +5,12 @@ import (
 
 	"github.com/hugelgupf/p9/linux"
 	"github.com/hugelgupf/p9/p9"
-	"golang.org/x/sys/unix"
 )
 
-// POSIX record locks. Each fid opened by a client has its own host open
-// file description, and locks are taken on it with F_OFD_SETLK: they
-// conflict between clients (and between fids), and they are released when
-// the fid's file is closed. The server never waits for a lock: a request
+// POSIX record locks: Tlock and Tgetlock are answered from the server's
+// lock table (locktable.go). The server never waits for a lock: a request
 // that conflicts gets LockStatusBlocked, which Linux turns into EAGAIN for
 // F_SETLK and retries for F_SETLKW.
-//
-// Linux's POSIX locks belong to a process, so two fids opened by one guest
-// process on the same file conflict here where a local filesystem would
-// merge them; v9fs takes the lock locally first, so this only shows when
-// one process locks the same file through two descriptors.
 
 // lockQuery is a Tgetlock as the tap decoded it, and its answer.
 type lockQuery struct {
@@ -38,73 +30,66 @@ type lockQuery struct {
 // Lock implements p9.File.Lock, and Tgetlock, which the tap delivers as a
 // Tlock (see wiretap.go).
 func (f *file) Lock(pid int, typ p9.LockType, flags p9.LockFlags, start, length uint64, client string) (p9.LockStatus, error) {
-	uf := f.open.Load()
-	if uf == nil {
+	if f.open.Load() == nil {
 		return p9.LockStatusError, linux.EBADF
 	}
 	if r := f.srv.requests.current(msgTgetlock); r != nil {
-		return p9.LockStatusOK, getLock(uf.Fd(), r.getlock)
+		f.getLock(r.conn, r.getlock)
+		return p9.LockStatusOK, nil
 	}
-	fl, err := flockOf(typ, start, length)
-	if err != nil {
+	var conn uint64
+	if r := f.srv.requests.current(msgTlock); r != nil {
+		conn = r.conn
+	}
+	if err := checkLock(typ, start, length); err != nil {
 		return p9.LockStatusError, err
 	}
-	switch err := unix.FcntlFlock(uintptr(uf.Fd()), unix.F_OFD_SETLK, &fl); err {
-	case nil:
+	owner := lockOwner{conn: conn, client: client, pid: uint32(pid)}
+	end := lockEnd(start, length)
+	if typ == p9.Unlock {
+		f.srv.locks.unlock(f.id, owner, start, end)
 		return p9.LockStatusOK, nil
-	case unix.EAGAIN, unix.EACCES:
-		return p9.LockStatusBlocked, nil
-	default:
-		return p9.LockStatusError, errno(err)
 	}
+	if !f.srv.locks.set(f.id, owner, f, typ == p9.WriteLock, start, end) {
+		return p9.LockStatusBlocked, nil
+	}
+	return p9.LockStatusOK, nil
 }
 
-// getLock answers q with the first lock that would conflict, or with
-// type Unlock. The holder's pid is not known (open file description locks
-// have none) and is reported as 0.
-func getLock(fd int, q *lockQuery) error {
-	fl, err := flockOf(p9.LockType(q.typ), q.start, q.length)
-	if err != nil {
-		return err
-	}
-	if fl.Type == unix.F_UNLCK {
-		return linux.EINVAL // as fcntl(F_GETLK) with F_UNLCK
-	}
-	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &fl); err != nil {
-		return errno(err)
-	}
+// getLock answers q with the first lock of another owner that would
+// conflict, or with type Unlock. Linux sends the query with type Unlock
+// when it holds no conflicting lock itself; that asks, as F_GETLK with a
+// write lock would, whether anyone else holds any lock there.
+func (f *file) getLock(conn uint64, q *lockQuery) {
+	owner := lockOwner{conn: conn, client: q.client, pid: q.procID}
+	write := q.typ != uint8(p9.ReadLock)
 	q.answered = true
-	if fl.Type == unix.F_UNLCK {
+	l, busy := f.srv.locks.conflict(f.id, owner, write, q.start, lockEnd(q.start, q.length))
+	if !busy {
 		q.result.typ = uint8(p9.Unlock)
 		q.result.start, q.result.length = q.start, q.length
-		return nil
+		return
 	}
 	q.result.typ = uint8(p9.ReadLock)
-	if fl.Type == unix.F_WRLCK {
+	if l.write {
 		q.result.typ = uint8(p9.WriteLock)
 	}
-	q.result.start, q.result.length = uint64(fl.Start), uint64(fl.Len)
-	return nil
+	q.result.start = l.start
+	if l.end != math.MaxUint64 {
+		q.result.length = l.end - l.start
+	}
+	q.result.procID = l.owner.pid
 }
 
-// flockOf converts a 9P lock range (length 0 = to the end of the file).
-func flockOf(typ p9.LockType, start, length uint64) (unix.Flock_t, error) {
-	fl := unix.Flock_t{Whence: seekSet}
+// checkLock refuses lock types and ranges fcntl would refuse.
+func checkLock(typ p9.LockType, start, length uint64) error {
 	switch typ {
-	case p9.ReadLock:
-		fl.Type = unix.F_RDLCK
-	case p9.WriteLock:
-		fl.Type = unix.F_WRLCK
-	case p9.Unlock:
-		fl.Type = unix.F_UNLCK
+	case p9.ReadLock, p9.WriteLock, p9.Unlock:
 	default:
-		return fl, linux.EINVAL
+		return linux.EINVAL
 	}
 	if start > math.MaxInt64 || length > math.MaxInt64 || start+length > math.MaxInt64 {
-		return fl, linux.EINVAL
+		return linux.EINVAL
 	}
-	fl.Start, fl.Len = int64(start), int64(length)
-	return fl, nil
+	return nil
 }
-
-const seekSet = 0 // io.SeekStart, as the int16 Flock_t.Whence wants

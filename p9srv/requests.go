@@ -15,6 +15,7 @@ import (
 // need no locking.
 type request struct {
 	goroutine uint64
+	conn      uint64 // the connection (tap id) the frame came on
 	tag       uint16
 	typ       uint8 // message type as the client sent it (Tgetlock, not Tlock)
 	parsed    bool  // the frame's fields below were decoded

@@ -48,6 +48,7 @@ type Server struct {
 	log      *slog.Logger
 	p9       *p9.Server
 	requests requestTable
+	locks    lockTable
 
 	mu        sync.Mutex
 	closing   bool

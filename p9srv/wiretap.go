@@ -245,7 +245,7 @@ func (t *tap) inspect(typ uint8, tag uint16, frame []byte) ([]byte, linux.Errno)
 		return e.frame(), 0
 	}
 
-	r := &request{tag: tag, typ: typ}
+	r := &request{tag: tag, typ: typ, conn: t.id}
 	switch typ {
 	case msgTattach:
 		d.u32() // fid
@@ -254,12 +254,7 @@ func (t *tap) inspect(typ uint8, tag uint16, frame []byte) ([]byte, linux.Errno)
 		d.str() // aname
 		nuname := d.u32()
 		if !d.err {
-			uid, err := resolveAttachUID(uname, nuname)
-			if err != nil {
-				t.log.Warn("attach refused", "uname", uname, "n_uname", nuname, "err", err)
-				return nil, linux.EPERM
-			}
-			r.attachUID, r.parsed = uid, true
+			r.attachUID, r.parsed = resolveAttachUID(uname, nuname), true
 		}
 	case msgTlcreate:
 		d.u32()
@@ -301,32 +296,28 @@ func (t *tap) inspect(typ uint8, tag uint16, frame []byte) ([]byte, linux.Errno)
 	return frame, 0
 }
 
-// anonymousUID is whom an attach that names no user speaks for: nobody,
-// as the Linux client's own default user name (V9FS_DEFUSER) says.
+// anonymousUID is whom an attach speaks for when it names no user this
+// host knows: nobody, as the Linux client's own default user name
+// (V9FS_DEFUSER, sent with access=any) says. Minimal guests and containers
+// often have no "nobody" in their passwd file.
 const anonymousUID = 65534
 
 // resolveAttachUID returns the uid a Tattach speaks for: n_uname, as Linux
 // sends it, else a numeric uname or a user name known to this host, else
-// nobody when no user is named at all.
-func resolveAttachUID(uname string, nuname uint32) (uint32, error) {
+// nobody.
+func resolveAttachUID(uname string, nuname uint32) uint32 {
 	if nuname != noUID {
-		return nuname, nil
-	}
-	if uname == "" {
-		return anonymousUID, nil
+		return nuname
 	}
 	if n, err := strconv.ParseUint(uname, 10, 32); err == nil && n != noUID {
-		return uint32(n), nil
+		return uint32(n)
 	}
-	u, err := user.Lookup(uname)
-	if err != nil {
-		return 0, err
+	if u, err := user.Lookup(uname); err == nil {
+		if n, err := strconv.ParseUint(u.Uid, 10, 32); err == nil {
+			return uint32(n)
+		}
 	}
-	n, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return 0, err
-	}
-	return uint32(n), nil
+	return anonymousUID
 }
 
 // track notes a request in flight on this connection.
