@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -138,7 +137,7 @@ func kmsg(format string, args ...any) {
 		_, err = f.WriteString(msg)
 		f.Close()
 	}
-	if err != nil && !errors.Is(err, os.ErrClosed) {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, msg)
 	}
 }

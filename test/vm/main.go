@@ -1,0 +1,187 @@
+// Command vm runs union9p against a real Linux 9p client: it boots a
+// Debian kernel under QEMU (software emulation) once, and in that boot
+// the guest suite (test/vm/guest) checks the union that `union9p qemu`
+// serves from the host over virtio-serial, a union mounted inside the
+// guest with `mount -t union9p`, and the guest kernel's overlayfs over the
+// same layers as the reference. After the guest powers off, the host
+// checks that the lowers are unchanged (content and metadata), that the
+// upper is in overlayfs's format (whiteouts, opaque dirs, owners, modes)
+// and that the host kernel's overlayfs shows the same tree from the upper
+// and lowers as the guest saw through union9p.
+//
+// Usage (as root, from the repository):
+//
+//	go run ./test/vm [-v] [-keep] [-timeout 10m] [-union9p BINARY]
+//
+// It installs what it needs when missing (apt packages qemu-system-x86 and
+// busybox-static; the kernel package, fetched with apt-get download into
+// $UNION9P_CACHE or ~/.cache/union9p). Each check prints its name and
+// result; the run ends with "N passed, M failed" and exits 1 on any
+// failure.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/union9p/union9p/qemu"
+	"github.com/union9p/union9p/test/vm/fixture"
+	"github.com/union9p/union9p/test/vm/internal/vmhost"
+)
+
+func main() {
+	verbose := flag.Bool("v", false, "show the whole guest console")
+	keep := flag.Bool("keep", false, "keep the work directory (layers, image, console log)")
+	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	memory := flag.Int("m", 1024, "guest memory in MiB")
+	binary := flag.String("union9p", "", "use this static union9p binary instead of building ./cmd/union9p")
+	flag.Parse()
+	os.Exit(run(*verbose, *keep, *timeout, *memory, *binary))
+}
+
+// tally counts the results of host-side checks and of guest lines.
+type tally struct{ passed, failed int }
+
+func (t *tally) check(name string, err error) {
+	if err != nil {
+		t.failed++
+		fmt.Printf("FAIL %s: %v\n", name, err)
+		return
+	}
+	t.passed++
+	fmt.Printf("PASS %s\n", name)
+}
+
+func run(verbose, keep bool, timeout time.Duration, memory int, binary string) int {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	logf := func(format string, args ...any) {
+		fmt.Printf("vmtest: "+format+"\n", args...)
+	}
+	fatal := func(err error) int {
+		fmt.Printf("vmtest: %v\n", err)
+		fmt.Println("0 passed, 1 failed")
+		return 1
+	}
+	if os.Geteuid() != 0 {
+		return fatal(fmt.Errorf("must run as root (whiteout device nodes, trusted.* xattrs, chown in the layers)"))
+	}
+	repo, err := vmhost.RepoRoot()
+	if err != nil {
+		return fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "union9p-vmtest-")
+	if err != nil {
+		return fatal(err)
+	}
+	if keep {
+		logf("work directory %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	if err := vmhost.EnsureDeps(ctx, logf); err != nil {
+		return fatal(err)
+	}
+	k, union9p, err := buildImage(ctx, repo, dir, binary, logf)
+	if err != nil {
+		return fatal(err)
+	}
+	layers, err := newHostLayers(filepath.Join(dir, "layers"))
+	if err != nil {
+		return fatal(err)
+	}
+	before, err := layers.lowerManifest()
+	if err != nil {
+		return fatal(err)
+	}
+	logf("kernel %s; image built in %v", k.Release, time.Since(start).Round(time.Millisecond))
+
+	// Boot once: union9p qemu serves the layers on union9p.host.
+	vm := qemu.Machine{
+		Kernel: k.Image, Initrd: filepath.Join(dir, "initrd.gz"), MemoryMB: memory,
+		Extra: []string{"-drive", "file=" + filepath.Join(dir, "scratch.img") + ",if=virtio,format=raw,cache=unsafe"},
+	}
+	args := append([]string{"qemu", "--name", "host",
+		"--lower", layers.top, "--lower", layers.bottom,
+		"--upper", layers.upper, "--workdir", layers.work,
+		"--next", "--name", "hostuser",
+		"--lower", layers.top, "--lower", layers.bottom,
+		"--upper", layers.upper2, "--workdir", layers.work2, "--"}, vm.Args()...)
+	cmd := exec.CommandContext(ctx, union9p, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 15 * time.Second
+	consoleLog, err := os.Create(filepath.Join(dir, "console.log"))
+	if err != nil {
+		return fatal(err)
+	}
+	defer consoleLog.Close()
+	con := newConsole(consoleLog, verbose)
+	cmd.Stdout, cmd.Stderr = con, con
+	bootStart := time.Now()
+	runErr := cmd.Run()
+	con.flush()
+	logf("guest ran %v", time.Since(bootStart).Round(time.Millisecond))
+
+	var t tally
+	t.passed, t.failed = con.passed, con.failed
+	t.check("vm/qemu-exit", runErr)
+	if !con.finished {
+		t.check("vm/guest-finished", fmt.Errorf("the guest printed no summary (crash or timeout; see the console above%s)", keptHint(keep, dir)))
+	}
+
+	// Host-side checks on the layers.
+	after, err := layers.lowerManifest()
+	if err == nil {
+		err = diffErr(fixture.Diff(before, after, "before", "after"))
+	}
+	t.check("host/lowers-unchanged", err)
+	for _, c := range upperChecks {
+		t.check("host/"+c.name, c.run(layers.upper))
+	}
+	left, err := workdirLeftovers(layers.work)
+	if err == nil && len(left) > 0 {
+		err = fmt.Errorf("left in workdir: %s", strings.Join(left, ", "))
+	}
+	t.check("host/workdir-clean", err)
+	guest, err := guestView(layers)
+	if err == nil {
+		var host []string
+		if host, err = overlayView(layers, filepath.Join(dir, "overlay")); err == nil {
+			err = diffErr(fixture.Diff(guest, host, "guest-saw", "host-overlayfs"))
+		}
+	}
+	t.check("host/overlayfs-reads-upper-as-guest-saw", err)
+
+	logf("total %v", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("%d passed, %d failed\n", t.passed, t.failed)
+	if t.failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func keptHint(keep bool, dir string) string {
+	if keep {
+		return "; log in " + filepath.Join(dir, "console.log")
+	}
+	return "; -v shows the whole console"
+}
+
+// diffErr prints differences and turns them into an error.
+func diffErr(diffs []string) error {
+	for _, d := range diffs {
+		fmt.Println("DIFF", d)
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("%d differences (DIFF lines above)", len(diffs))
+	}
+	return nil
+}
