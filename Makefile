@@ -1,0 +1,46 @@
+# union9p — see README.md. `make` builds; `make test` runs every test on a
+# fresh machine (it installs what the tests need first).
+
+GO      ?= go
+BIN     ?= union9p
+PKGS    := ./...
+
+.PHONY: all build deps test unit vet vmtest bench demo fuzz clean
+
+all: build
+
+# A static binary: the same file serves on the host and runs in guests.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/union9p
+
+deps:
+	./.ci/deps
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet $(PKGS)
+
+unit: vet
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+# Real-kernel tests: a Debian kernel under QEMU as the 9p client. The
+# runner is built rather than run with `go run`, so its own last line
+# ("N passed, M failed") is the last line of the output.
+vmtest: build
+	$(GO) build -o bin/vmtest ./test/vm
+	./bin/vmtest -union9p $(CURDIR)/$(BIN)
+
+test: deps unit vmtest
+
+bench: build
+	$(GO) run ./test/bench
+
+demo: build
+	$(GO) run ./test/vm/demo
+
+# Longer fuzzing of the 9P frame path than the seed corpus run in `unit`.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzFrame -fuzztime 60s ./p9srv
+
+clean:
+	rm -rf $(BIN) bin
