@@ -34,6 +34,10 @@ Example:
     qemu-system-x86_64 -nographic -kernel vmlinuz -initrd initrd.gz`,
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
+			if args := c.Args().Slice(); len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+				// Flags are not parsed here (they belong to serve and QEMU).
+				return cli.ShowSubcommandHelp(c)
+			}
 			unions, qemuArgs, err := parseQemuArgs(c.Args().Slice())
 			if err != nil {
 				return cli.Exit("qemu: "+err.Error(), 2)
