@@ -49,9 +49,12 @@ func newFileAttr(s *Server, n *union.Node, uid uint32, a *union.Attr) *file {
 }
 
 // qidOf returns the QID of an object: its stable id and its type.
-func qidOf(a *union.Attr) p9.QID {
-	q := p9.QID{Path: a.ID}
-	switch a.Mode & unix.S_IFMT {
+func qidOf(a *union.Attr) p9.QID { return qidFor(a.ID, a.Mode&unix.S_IFMT) }
+
+// qidFor returns the QID of the object with stable id and S_IFMT type typ.
+func qidFor(id uint64, typ uint32) p9.QID {
+	q := p9.QID{Path: id}
+	switch typ {
 	case unix.S_IFDIR:
 		q.Type = p9.TypeDir
 	case unix.S_IFLNK:
@@ -109,6 +112,8 @@ func (f *file) WalkGetAttr(names []string) ([]p9.QID, p9.File, p9.AttrMask, p9.A
 func (f *file) walk(names []string) ([]p9.QID, *file, union.Attr, error) {
 	n := f.node.Retain()
 	qids := make([]p9.QID, 0, len(names))
+	var a union.Attr
+	var err error
 	for _, name := range names {
 		next, err := n.Lookup(name)
 		n.Release()
@@ -116,17 +121,18 @@ func (f *file) walk(names []string) ([]p9.QID, *file, union.Attr, error) {
 			return nil, nil, union.Attr{}, errno(err)
 		}
 		n = next
-		a, err := n.Attr()
-		if err != nil {
+		if a, err = n.Attr(); err != nil {
 			n.Release()
 			return nil, nil, union.Attr{}, errno(err)
 		}
 		qids = append(qids, qidOf(&a))
 	}
-	a, err := n.Attr()
-	if err != nil {
-		n.Release()
-		return nil, nil, union.Attr{}, errno(err)
+	if len(names) == 0 {
+		// A clone: the new fid's attributes are the old one's.
+		if a, err = n.Attr(); err != nil {
+			n.Release()
+			return nil, nil, union.Attr{}, errno(err)
+		}
 	}
 	return qids, newFileAttr(f.srv, n, f.uid, &a), a, nil
 }
@@ -172,13 +178,9 @@ func (f *file) Open(flags p9.OpenFlags) (p9.QID, uint32, error) {
 	if err != nil {
 		return p9.QID{}, 0, errno(err)
 	}
-	a, err := f.node.Attr()
-	if err != nil {
-		uf.Close()
-		return p9.QID{}, 0, errno(err)
-	}
 	f.open.Store(uf)
-	return qidOf(&a), 0, nil
+	// The id survives a copy-up made by this open: no need to stat again.
+	return qidFor(f.id, f.typ), 0, nil
 }
 
 // ReadAt implements p9.File.ReadAt.
