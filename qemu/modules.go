@@ -19,6 +19,11 @@ var NinePModules = []string{
 	"virtio_pci", "virtio_console", "netfs", "fscache", "9pnet", "9pnet_fd", "9p",
 }
 
+// VirtfsModules are the modules a guest needs, on top of [NinePModules],
+// to mount a share of QEMU's own 9p server (-virtfs, mount -t 9p -o
+// trans=virtio): the virtio transport of the 9p client.
+var VirtfsModules = []string{"9pnet_virtio"}
+
 // OverlayModules are the modules for the kernel's own overlayfs, the
 // reference that union semantics are compared against.
 var OverlayModules = []string{"overlay"}

@@ -141,22 +141,38 @@ func removeWork(work int, name string) {
 }
 
 // copyObject builds a copy of the lower object src as tmp in the work
-// directory: data, owner, mode, xattrs, origin id, then times.
+// directory: data, owner, mode, xattrs, origin id, then times. Regular files
+// and directories get their metadata through open descriptors (no lookups
+// by name); symlinks and special files by name, without following.
 func (u *Union) copyObject(src lowerObj, tmp string, id uint64) error {
 	var st unix.Stat_t
 	if err := fstat(src.fd, &st); err != nil {
 		return err
 	}
-	typ := st.Mode & unix.S_IFMT
-	switch typ {
+	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		if err := u.copyFileData(src.fd, tmp, &st); err != nil {
+		sfd, dfd, err := u.copyFileData(src.fd, tmp, &st)
+		if err != nil {
 			return err
 		}
+		defer unix.Close(sfd)
+		defer unix.Close(dfd)
+		return u.finishCopy(sfd, dfd, &st, id)
 	case unix.S_IFDIR:
 		if err := unix.Mkdirat(u.work, tmp, 0o700); err != nil {
 			return err
 		}
+		dfd, err := unix.Openat(u.work, tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(dfd)
+		sfd, err := reopen(src.fd, unix.O_RDONLY|unix.O_DIRECTORY)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(sfd)
+		return u.finishCopy(sfd, dfd, &st, id)
 	case unix.S_IFLNK:
 		target, err := readlinkFd(src.fd)
 		if err != nil {
@@ -170,49 +186,94 @@ func (u *Union) copyObject(src lowerObj, tmp string, id uint64) error {
 			return err
 		}
 	}
-	if err := u.copyMetadata(src.fd, tmp, &st, id); err != nil {
-		return err
-	}
-	ts := []unix.Timespec{st.Atim, st.Mtim}
-	return unix.UtimesNanoAt(u.work, tmp, ts, unix.AT_SYMLINK_NOFOLLOW)
+	return u.finishCopyAt(src.fd, tmp, &st, id)
 }
 
-// copyMetadata gives the work object tmp the owner, mode and xattrs of the
-// lower object srcFd, and records its origin id.
-func (u *Union) copyMetadata(srcFd int, tmp string, st *unix.Stat_t, id uint64) error {
-	isLink := st.Mode&unix.S_IFMT == unix.S_IFLNK
-	if err := unix.Fchownat(u.work, tmp, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		if u.privileged {
-			return err
-		}
-		// Unprivileged: the owner is recorded by the mapped xattrs,
-		// which are copied below with the others.
-	}
-	if isLink {
-		// Symlinks have no mode of their own, and their xattrs would need
-		// the lower parent; origin is best effort (user.* is refused on
-		// symlinks).
-		u.writeOriginAt(u.work, tmp, id)
-		return nil
-	}
-	if err := unix.Fchmodat(u.work, tmp, st.Mode&0o7777, 0); err != nil {
-		return err
-	}
-	dst, err := openPathAt(u.work, tmp)
+// finishCopy gives the work object open at dst the owner, mode, xattrs and
+// times of the lower object open at src (st), and records its origin id.
+//
+// Xattrs go first, while the copy is still the server's own and writable;
+// then the owner, then the mode (the chown clears setuid), then the times.
+func (u *Union) finishCopy(src, dst int, st *unix.Stat_t, id uint64) error {
+	err := copyXattrs(
+		func() ([]string, error) { return listXattrFd(src) },
+		func(name string) ([]byte, error) { return getXattrFd(src, name) },
+		func(name string, v []byte) error { return unix.Fsetxattr(dst, name, v, 0) })
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dst)
-	if err := copyXattrs(procPath(srcFd), procPath(dst)); err != nil {
+	if err := unix.Fsetxattr(dst, string(u.ns)+originXattr, le64bytes(id), 0); err != nil {
 		return err
 	}
-	return unix.Setxattr(procPath(dst), string(u.ns)+originXattr, le64bytes(id), 0)
+	if u.ownership == MappedXattr {
+		if err := u.mapCopiedOwner(dst, st); err != nil {
+			return err
+		}
+	} else {
+		if err := unix.Fchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		if err := unix.Fchmod(dst, st.Mode&0o7777); err != nil {
+			return err
+		}
+	}
+	return unix.UtimesNanoAt(dst, "", []unix.Timespec{st.Atim, st.Mtim}, unix.AT_EMPTY_PATH)
 }
 
-// copyXattrs copies every xattr but the private ones from src to dst
-// (/proc/self/fd paths of non-symlinks).
-func copyXattrs(src, dst string) error {
-	names, err := listXattrPath(src, unix.Listxattr)
+// mapCopiedOwner keeps, in the mapped xattrs of the copy open at dst, the
+// owner and mode the lower object showed: a copy-up must not change what a
+// client sees, though the copy belongs to the server's user on the host.
+// Values the lower already had in mapped xattrs were copied with the rest.
+func (u *Union) mapCopiedOwner(dst int, st *unix.Stat_t) error {
+	shown := Attr{UID: st.Uid, GID: st.Gid, Mode: st.Mode}
+	u.applyMapped(dst, &shown)
+	if err := unix.Fchmod(dst, u.hostMode(shown.Mode, st.Mode&unix.S_IFMT == unix.S_IFDIR)); err != nil {
+		return err
+	}
+	return setMapped(dst, &shown.UID, &shown.GID, &shown.Mode)
+}
+
+// finishCopyAt is finishCopy for a symlink or special file tmp in the work
+// directory, which cannot be opened (a device must not be).
+func (u *Union) finishCopyAt(srcFd int, tmp string, st *unix.Stat_t, id uint64) error {
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		// Symlinks have no mode of their own; their xattrs would need the
+		// lower parent. The origin is best effort (user.* is refused on
+		// symlinks).
+		u.writeOriginAt(u.work, tmp, id)
+	} else {
+		dst, err := openPathAt(u.work, tmp)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(dst)
+		src, dstPath := procPath(srcFd), procPath(dst)
+		err = copyXattrs(
+			func() ([]string, error) { return listXattrPath(src, unix.Listxattr) },
+			func(name string) ([]byte, error) { return getXattrPath(src, name, unix.Getxattr) },
+			func(name string, v []byte) error { return unix.Setxattr(dstPath, name, v, 0) })
+		if err != nil {
+			return err
+		}
+		if err := unix.Setxattr(dstPath, string(u.ns)+originXattr, le64bytes(id), 0); err != nil {
+			return err
+		}
+	}
+	if err := unix.Fchownat(u.work, tmp, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil && u.privileged {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if err := unix.Fchmodat(u.work, tmp, st.Mode&0o7777, 0); err != nil {
+			return err
+		}
+	}
+	return unix.UtimesNanoAt(u.work, tmp, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// copyXattrs copies every xattr but the private ones, through the given
+// accessors of the source and the copy.
+func copyXattrs(list func() ([]string, error), get func(string) ([]byte, error), set func(string, []byte) error) error {
+	names, err := list()
 	if err != nil {
 		if err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
 			return nil
@@ -223,14 +284,14 @@ func copyXattrs(src, dst string) error {
 		if whiteout.IsPrivateXattr(name) {
 			continue
 		}
-		v, err := getXattrPath(src, name, unix.Getxattr)
+		v, err := get(name)
 		if err == unix.ENODATA {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("read xattr %s: %w", name, err)
 		}
-		if err := unix.Setxattr(dst, name, v, 0); err != nil {
+		if err := set(name, v); err != nil {
 			if err == unix.EPERM && !isUserXattr(name) {
 				// e.g. security.* or trusted.* without privilege: the
 				// copy is still a faithful copy of what we may write.

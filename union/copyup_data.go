@@ -6,32 +6,38 @@ import (
 
 // copyFileData creates tmp in the work directory with the data of the lower
 // regular file srcFd (O_PATH): a reflink where the filesystem can, else
-// copy_file_range over the data extents only, so that holes stay holes.
-func (u *Union) copyFileData(srcFd int, tmp string, st *unix.Stat_t) error {
-	src, err := reopen(srcFd, unix.O_RDONLY|unix.O_NOATIME)
+// copy_file_range over the data extents only, so that holes stay holes. It
+// returns the source and the copy, open, for the metadata to follow.
+func (u *Union) copyFileData(srcFd int, tmp string, st *unix.Stat_t) (src, dst int, err error) {
+	src, err = reopen(srcFd, unix.O_RDONLY|unix.O_NOATIME)
 	if err == unix.EPERM {
 		src, err = reopen(srcFd, unix.O_RDONLY)
 	}
 	if err != nil {
-		return err
+		return -1, -1, err
 	}
-	defer unix.Close(src)
-	dst, err := unix.Openat(u.work, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	dst, err = unix.Openat(u.work, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return err
+		unix.Close(src)
+		return -1, -1, err
 	}
-	defer unix.Close(dst)
-	if st.Size == 0 {
+	if err := copyData(src, dst, st.Size); err != nil {
+		unix.Close(src)
+		unix.Close(dst)
+		return -1, -1, err
+	}
+	return src, dst, nil
+}
+
+func copyData(src, dst int, size int64) error {
+	if size == 0 || unix.IoctlFileClone(dst, src) == nil {
 		return nil
 	}
-	if unix.IoctlFileClone(dst, src) == nil {
-		return nil
-	}
-	if err := copyExtents(dst, src, st.Size); err != nil {
+	if err := copyExtents(dst, src, size); err != nil {
 		return err
 	}
 	// A trailing hole has no extent to copy: set the size explicitly.
-	return unix.Ftruncate(dst, st.Size)
+	return unix.Ftruncate(dst, size)
 }
 
 // copyExtents copies the data extents of src to the same offsets of dst.

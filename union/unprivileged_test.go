@@ -27,7 +27,8 @@ func TestUnprivilegedFormat(t *testing.T) {
 	must(t, os.Chmod(base, 0o755))
 	must(t, os.Chmod(filepath.Dir(base), 0o755)) // t.TempDir makes it private
 	lower := filepath.Join(base, "lower")
-	layout(t, lower, "d/f=1", "d/g=2", "keep=k")
+	layout(t, lower, "d/f=1", "d/g=2", "keep=k", "ro/inside=1")
+	must(t, os.Chmod(filepath.Join(lower, "ro"), 0o555))
 	up, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
 	for _, d := range []string{up, work} {
 		must(t, os.Mkdir(d, 0o755))
@@ -98,6 +99,26 @@ func unprivilegedChecks(t *testing.T, base string) {
 	must(t, err)
 	if a.UID != 33 || a.Mode&0o7777 != 0o640 {
 		t.Fatalf("chown/chmod through mapped xattrs: uid %d mode %o", a.UID, a.Mode&0o7777)
+	}
+	// A copy-up must not change the owner or mode a client sees, though
+	// the copy belongs to nobody on the host; and the server must still be
+	// able to create in a copied-up read-only directory.
+	ro := tu.mustWalk(t, "ro")
+	n2, f2, err := ro.Create("new", unix.O_RDWR, 0o644, Owner{UID: 0, GID: 0})
+	must(t, err)
+	f2.Close()
+	n2.Release()
+	a, err = ro.Attr()
+	must(t, err)
+	if a.UID != 0 || a.Mode&0o7777 != 0o555 {
+		t.Fatalf("copied-up dir shows uid %d mode %o, want the lower's 0 and 555", a.UID, a.Mode&0o7777)
+	}
+	inside := tu.mustWalk(t, "ro/inside")
+	must(t, inside.SetXattr("user.note", []byte("x"), 0))
+	a, err = inside.Attr()
+	must(t, err)
+	if a.UID != 0 || a.Mode&0o7777 != 0o644 {
+		t.Fatalf("copied-up file shows uid %d mode %o, want 0 and 644", a.UID, a.Mode&0o7777)
 	}
 	names, err := keep.ListXattr()
 	must(t, err)

@@ -137,6 +137,14 @@ func (n *Node) RemoveXattr(name string) error {
 	return unix.Removexattr(path, name)
 }
 
+func getXattrFd(fd int, name string) ([]byte, error) {
+	return getXattrPath("", name, func(_, name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+func listXattrFd(fd int) ([]string, error) {
+	return listXattrPath("", func(_ string, b []byte) (int, error) { return unix.Flistxattr(fd, b) })
+}
+
 func getXattrPath(path, name string, get func(string, string, []byte) (int, error)) ([]byte, error) {
 	size, err := get(path, name, nil)
 	if err != nil {

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/union9p/union9p/qemu"
+	"github.com/union9p/union9p/test/internal/vmhost"
 	"github.com/union9p/union9p/test/vm/fixture"
-	"github.com/union9p/union9p/test/vm/internal/vmhost"
 )
 
 // buildInitramfs writes the guest image: busybox, the 9p and overlay

@@ -31,8 +31,8 @@ import (
 	"time"
 
 	"github.com/union9p/union9p/qemu"
+	"github.com/union9p/union9p/test/internal/vmhost"
 	"github.com/union9p/union9p/test/vm/fixture"
-	"github.com/union9p/union9p/test/vm/internal/vmhost"
 )
 
 func main() {

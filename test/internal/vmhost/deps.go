@@ -1,7 +1,8 @@
 // Package vmhost holds what the host side of the VM programs (the suite in
-// test/vm and the demo in test/vm/demo) share: installing the Debian
-// packages they need, building static binaries of this module, finding the
-// repository.
+// test/vm, the demo in test/vm/demo and the in-guest benchmark in
+// test/bench/guest) share: installing the Debian packages they need,
+// fetching the guest kernel, building static binaries of this module,
+// finding the repository.
 package vmhost
 
 import (
