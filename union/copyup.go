@@ -192,9 +192,15 @@ func (u *Union) copyObject(src lowerObj, tmp string, id uint64) error {
 // finishCopy gives the work object open at dst the owner, mode, xattrs and
 // times of the lower object open at src (st), and records its origin id.
 //
-// Xattrs go first, while the copy is still the server's own and writable;
-// then the owner, then the mode (the chown clears setuid), then the times.
+// The owner comes first: chown clears setuid and file capabilities
+// (security.capability) on the host, so xattrs and mode follow it, and the
+// times come last.
 func (u *Union) finishCopy(src, dst int, st *unix.Stat_t, id uint64) error {
+	if u.ownership != MappedXattr {
+		if err := unix.Fchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+	}
 	err := copyXattrs(
 		func() ([]string, error) { return listXattrFd(src) },
 		func(name string) ([]byte, error) { return getXattrFd(src, name) },
@@ -209,13 +215,8 @@ func (u *Union) finishCopy(src, dst int, st *unix.Stat_t, id uint64) error {
 		if err := u.mapCopiedOwner(dst, st); err != nil {
 			return err
 		}
-	} else {
-		if err := unix.Fchown(dst, int(st.Uid), int(st.Gid)); err != nil {
-			return err
-		}
-		if err := unix.Fchmod(dst, st.Mode&0o7777); err != nil {
-			return err
-		}
+	} else if err := unix.Fchmod(dst, st.Mode&0o7777); err != nil {
+		return err
 	}
 	return unix.UtimesNanoAt(dst, "", []unix.Timespec{st.Atim, st.Mtim}, unix.AT_EMPTY_PATH)
 }
@@ -234,12 +235,17 @@ func (u *Union) mapCopiedOwner(dst int, st *unix.Stat_t) error {
 }
 
 // finishCopyAt is finishCopy for a symlink or special file tmp in the work
-// directory, which cannot be opened (a device must not be).
+// directory, which cannot be opened (a device must not be). The origin is
+// best effort here: Linux refuses user.* xattrs on these, so an
+// unprivileged union cannot record it (the object then gets a new id when
+// copied up).
 func (u *Union) finishCopyAt(srcFd int, tmp string, st *unix.Stat_t, id uint64) error {
+	if err := unix.Fchownat(u.work, tmp, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil && u.privileged {
+		return err
+	}
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		// Symlinks have no mode of their own; their xattrs would need the
-		// lower parent. The origin is best effort (user.* is refused on
-		// symlinks).
+		// Symlinks have no mode of their own, and their xattrs would need
+		// the lower parent.
 		u.writeOriginAt(u.work, tmp, id)
 	} else {
 		dst, err := openPathAt(u.work, tmp)
@@ -252,17 +258,10 @@ func (u *Union) finishCopyAt(srcFd int, tmp string, st *unix.Stat_t, id uint64) 
 			func() ([]string, error) { return listXattrPath(src, unix.Listxattr) },
 			func(name string) ([]byte, error) { return getXattrPath(src, name, unix.Getxattr) },
 			func(name string, v []byte) error { return unix.Setxattr(dstPath, name, v, 0) })
-		if err != nil {
+		if err != nil && u.privileged {
 			return err
 		}
-		if err := unix.Setxattr(dstPath, string(u.ns)+originXattr, le64bytes(id), 0); err != nil {
-			return err
-		}
-	}
-	if err := unix.Fchownat(u.work, tmp, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil && u.privileged {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		unix.Setxattr(dstPath, string(u.ns)+originXattr, le64bytes(id), 0)
 		if err := unix.Fchmodat(u.work, tmp, st.Mode&0o7777, 0); err != nil {
 			return err
 		}

@@ -186,3 +186,26 @@ func TestReadOnlyUnionRefusesWrites(t *testing.T) {
 	wantErrno(t, root.Unlink("f", false), unix.EROFS)
 	wantErrno(t, f.SetAttr(SetAttr{SetMode: true, Mode: 0o600}), unix.EROFS)
 }
+
+// chown on the host drops file capabilities: a copy-up must chown before
+// it copies xattrs, or every touch of ping would break it.
+func TestCopyUpKeepsFileCapabilities(t *testing.T) {
+	tu := newUnion(t, nil, []string{"ping=binary"})
+	lowerPing := filepath.Join(tu.lowers[0], "ping")
+	// security.capability v2 for cap_net_raw+ep, as setcap writes it.
+	capv2 := []byte{0x00, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0}
+	must(t, os.Chown(lowerPing, 0, 4321)) // before: chown drops capabilities
+	must(t, unix.Setxattr(lowerPing, "security.capability", capv2, 0))
+	tu.setupDone(t)
+	n := tu.mustWalk(t, "ping")
+	must(t, n.SetAttr(SetAttr{Mtime: TimeNow}))
+	v, err := getXattrPath(filepath.Join(tu.upper, "ping"), "security.capability", unix.Lgetxattr)
+	if err != nil || string(v) != string(capv2) {
+		t.Fatalf("capability after copy-up: %x %v", v, err)
+	}
+	var st unix.Stat_t
+	must(t, unix.Lstat(filepath.Join(tu.upper, "ping"), &st))
+	if st.Gid != 4321 {
+		t.Fatalf("gid %d", st.Gid)
+	}
+}
