@@ -30,7 +30,7 @@ func (u *Union) Root() (*Node, error) {
 			return nil, err
 		}
 		n.upper = fd
-		if whiteout.ReadDirState(fd, u.ns).Opaque {
+		if u.upperOpaque(fd) {
 			n.finishID()
 			return n, nil
 		}
@@ -42,7 +42,7 @@ func (u *Union) Root() (*Node, error) {
 			return nil, err
 		}
 		n.lowers = append(n.lowers, lowerObj{layer: l, fd: fd})
-		if whiteout.ReadDirState(fd, u.ns).Opaque {
+		if u.lowerOpaque(fd) {
 			break
 		}
 	}
@@ -102,7 +102,7 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 			if c.id == 0 {
 				c.id = u.idOf(&st)
 			}
-			if c.typ != unix.S_IFDIR || whiteout.ReadDirState(fd, u.ns).Opaque {
+			if c.typ != unix.S_IFDIR || u.upperOpaque(fd) {
 				return true, nil
 			}
 		case err == unix.ENOENT:
@@ -141,11 +141,24 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 			c.typ = typ
 			c.id = u.idOf(&st)
 		}
-		if typ != unix.S_IFDIR || whiteout.ReadDirState(fd, u.ns).Opaque {
+		if typ != unix.S_IFDIR || u.lowerOpaque(fd) {
 			break
 		}
 	}
 	return c.typ != 0, nil
+}
+
+// upperOpaque reports whether the upper directory open at fd hides the
+// layers below it.
+func (u *Union) upperOpaque(fd int) bool { return whiteout.ReadDirState(fd, u.ns).Opaque }
+
+// lowerOpaque reports whether the lower directory open at fd hides the
+// layers below it, in any format a lower layer may carry: the overlay
+// markers of either namespace (a lower made by an unprivileged overlayfs
+// uses user.overlay) or an OCI layer's marker file.
+func (u *Union) lowerOpaque(fd int) bool {
+	return whiteout.ReadDirState(fd, whiteout.Trusted).Opaque ||
+		whiteout.ReadDirState(fd, whiteout.User).Opaque || whiteout.IsOCIOpaque(fd)
 }
 
 // dirHasXattrWhiteouts reports whether the directory may hold xattr

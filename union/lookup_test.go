@@ -67,3 +67,22 @@ func TestLookupOCIWhiteouts(t *testing.T) {
 	_, err := tu.walk(t, "hidden")
 	wantErrno(t, err, unix.ENOENT)
 }
+
+// OCI markers are a lower-layer format: a client may create a file named
+// like one in the upper without hiding anything.
+func TestOCIMarkerNamesInUpperAreFiles(t *testing.T) {
+	tu := newUnion(t, nil, []string{"d/keep=1", "x=1"})
+	d := tu.mustWalk(t, "d")
+	for _, name := range []string{".wh..wh..opq", ".wh.keep"} {
+		n, f, err := d.Create(name, unix.O_RDWR, 0o644, Owner{})
+		must(t, err)
+		f.Close()
+		n.Release()
+	}
+	if got := tu.list(t, "d"); !slices.Equal(got, []string{".wh..wh..opq", ".wh.keep", "keep"}) {
+		t.Fatalf("d lists %v", got)
+	}
+	if got := tu.read(t, "d/keep"); got != "1" {
+		t.Fatalf("keep = %q", got)
+	}
+}

@@ -103,8 +103,9 @@ type DirState struct {
 	HasXattrWhiteout bool // may contain xattr whiteouts
 }
 
-// ReadDirState reads the markers of the directory open at fd (any kind of
-// descriptor, O_PATH included).
+// ReadDirState reads the overlay markers of the directory open at fd (any
+// kind of descriptor, O_PATH included). OCI markers are not read here: they
+// mean something only in lower layers (see IsOCIOpaque).
 func ReadDirState(fd int, ns Namespace) DirState {
 	var s DirState
 	if v, err := getFd(fd, string(ns)+opaqueName); err == nil {
@@ -115,14 +116,15 @@ func ReadDirState(fd int, ns Namespace) DirState {
 			s.HasXattrWhiteout = true
 		}
 	}
-	if !s.Opaque {
-		// An OCI layer's opaque marker is a file in the directory.
-		var st unix.Stat_t
-		if unix.Fstatat(fd, OCIOpaque, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-			s.Opaque = true
-		}
-	}
 	return s
+}
+
+// IsOCIOpaque reports whether the directory open at fd holds an OCI layer's
+// opaque marker. Only lower layers are read this way: in the upper layer a
+// file of that name is a client's file like any other.
+func IsOCIOpaque(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(fd, OCIOpaque, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
 }
 
 // HasOCIWhiteout reports whether the directory dirfd holds ".wh.NAME",

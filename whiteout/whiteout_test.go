@@ -77,8 +77,11 @@ func TestOpaqueStates(t *testing.T) {
 	os.WriteFile(filepath.Join(oci, OCIOpaque), nil, 0o644)
 	os.WriteFile(filepath.Join(oci, OCIPrefix+"x"), nil, 0o644)
 	ofd := openDir(t, oci)
-	if !ReadDirState(ofd, Trusted).Opaque {
+	if !IsOCIOpaque(ofd) {
 		t.Fatal("OCI opaque marker not read")
+	}
+	if ReadDirState(ofd, Trusted).Opaque {
+		t.Fatal("ReadDirState reads OCI markers, which mean nothing in an upper layer")
 	}
 	if !HasOCIWhiteout(ofd, "x") || HasOCIWhiteout(ofd, "y") {
 		t.Fatal("OCI whiteout lookup wrong")
