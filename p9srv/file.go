@@ -178,7 +178,12 @@ func (f *file) Open(flags p9.OpenFlags) (p9.QID, uint32, error) {
 	if err != nil {
 		return p9.QID{}, 0, errno(err)
 	}
-	f.open.Store(uf)
+	// The library checks that a fid is not open yet under a shared lock, so
+	// two pipelined Tlopens of one fid can both get here: one wins.
+	if !f.open.CompareAndSwap(nil, uf) {
+		uf.Close()
+		return p9.QID{}, 0, linux.EINVAL
+	}
 	// The id survives a copy-up made by this open: no need to stat again.
 	return qidFor(f.id, f.typ), 0, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -189,4 +190,32 @@ func errString(err error) string {
 		return "nil"
 	}
 	return err.Error()
+}
+
+// Two Tlopens of one fid sent back to back must not leave a host
+// descriptor behind when the fid is clunked.
+func TestPipelinedOpensOfOneFidLeakNothing(t *testing.T) {
+	ts := startServer(t, serverOptions{})
+	c := ts.dial(t, 0)
+	countFds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		must(t, err)
+		return len(ents)
+	}
+	before := countFds()
+	for i := 0; i < 200; i++ {
+		_, err := c.Walk(0, 1, "file")
+		must(t, err)
+		body := new(p9wire.Encoder).U32(1).U32(p9wire.ORdonly).Bytes()
+		a, err := c.Start(p9wire.Tlopen, body)
+		must(t, err)
+		b, err := c.Start(p9wire.Tlopen, body)
+		must(t, err)
+		a.Wait()
+		b.Wait()
+		must(t, c.Clunk(1))
+	}
+	if after := countFds(); after > before+2 {
+		t.Fatalf("%d descriptors before, %d after 200 pipelined double opens", before, after)
+	}
 }
