@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/union9p/union9p/test/bench/guest/internal/record"
+)
+
+// console receives the guest's serial console and the servers' stderr:
+// it logs everything, collects the guest program's records and reports
+// progress on stderr (everything, when verbose).
+type console struct {
+	mu      sync.Mutex
+	log     io.Writer
+	verbose bool
+	partial []byte
+	tail    []string // the last lines, for error messages
+
+	results []record.Result
+	info    map[string]string
+	errs    []string // error records and malformed ones
+	done    bool
+}
+
+// tailLines is how many console lines an error message shows.
+const tailLines = 30
+
+func newConsole(log io.Writer, verbose bool) *console {
+	return &console{log: log, verbose: verbose, info: map[string]string{}}
+}
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.log.Write(p)
+	c.partial = append(c.partial, p...)
+	for {
+		i := bytes.IndexByte(c.partial, '\n')
+		if i < 0 {
+			break
+		}
+		c.line(string(c.partial[:i]))
+		c.partial = c.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+// flush handles a last line without a newline.
+func (c *console) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.partial) > 0 {
+		c.line(string(c.partial))
+		c.partial = nil
+	}
+}
+
+// ansi matches the terminal escapes that the firmware prints.
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[a-zA-Z]|\x1bc`)
+
+func (c *console) line(l string) {
+	l = strings.TrimRight(ansi.ReplaceAllString(l, ""), "\r ")
+	c.tail = append(c.tail, l)
+	if len(c.tail) > tailLines {
+		c.tail = c.tail[1:]
+	}
+	if c.verbose {
+		fmt.Fprintln(os.Stderr, l)
+	}
+	r, ok, err := record.Parse(l)
+	switch {
+	case err != nil:
+		c.errs = append(c.errs, err.Error())
+	case !ok:
+		return
+	case r.Kind == record.KindResult:
+		c.results = append(c.results, r.Result)
+		progress("%s on %s, round %d: %.2fs", r.Result.Workload, r.Result.Side, r.Result.Round+1, r.Result.Seconds)
+	case r.Kind == record.KindInfo:
+		c.info[r.Key] = r.Text
+	case r.Kind == record.KindError:
+		c.errs = append(c.errs, r.Text)
+		progress("guest: %s", r.Text)
+	case r.Kind == record.KindDone:
+		c.done = true
+	}
+}
+
+// outcome returns what the guest reported, or why the run is incomplete.
+func (c *console) outcome() ([]record.Result, map[string]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case len(c.errs) > 0:
+		return nil, nil, fmt.Errorf("the guest reported: %s", strings.Join(c.errs, "; "))
+	case !c.done:
+		return nil, nil, fmt.Errorf("the guest stopped before finishing; last console lines:\n  %s", strings.Join(c.tail, "\n  "))
+	}
+	return c.results, c.info, nil
+}

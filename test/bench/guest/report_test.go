@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/union9p/union9p/test/bench/guest/internal/record"
+)
+
+func TestRowsAndRatio(t *testing.T) {
+	var results []record.Result
+	for round, secs := range [][2]float64{{4, 1}, {2, 1}, {3, 2}} {
+		results = append(results,
+			record.Result{Workload: record.WorkloadTar, Side: record.SideUnion9p, Round: round, Seconds: secs[0]},
+			record.Result{Workload: record.WorkloadTar, Side: record.SideQEMU, Round: round, Seconds: secs[1]},
+			record.Result{Workload: record.WorkloadDDRead, Side: record.SideQEMU, Round: round, Seconds: 1})
+	}
+	rs := rows(results, config{DDMiB: 8}, tree{Files: 10}, 1<<20)
+	if len(rs) != len(record.Workloads) {
+		t.Fatalf("%d rows, want one per workload", len(rs))
+	}
+	tar := rs[0]
+	if median(tar.Union9p) != 3 || median(tar.QEMU) != 1 {
+		t.Errorf("medians %v %v", median(tar.Union9p), median(tar.QEMU))
+	}
+	if r := tar.Ratio(); r < 0.333 || r > 0.334 {
+		t.Errorf("ratio %v, want 1/3 (union9p three times slower)", r)
+	}
+	if n := tar.Noise(); n != 0.5 { // QEMU: (2-1)/1/2
+		t.Errorf("noise %v, want 0.5", n)
+	}
+	if rs[3].Ratio() != 0 || rs[3].cell(rs[3].Union9p) != "-" {
+		t.Errorf("a side without results must show no ratio and '-'")
+	}
+	var out bytes.Buffer
+	printTable(&out, rs)
+	if !strings.Contains(out.String(), "3.00s (3.3 files/s)") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}
