@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= union9p
 PKGS    := ./...
 
-.PHONY: all build deps test unit vet vmtest bench demo fuzz clean
+.PHONY: all build deps test unit vet vmtest bench bench-guest demo fuzz clean
 
 all: build
 
@@ -33,7 +33,11 @@ vmtest: build
 test: deps unit vmtest
 
 bench: build
-	$(GO) run ./test/bench
+	$(GO) run ./test/bench -union9p $(CURDIR)/$(BIN)
+
+# In a guest under emulation: union9p beside QEMU's own virtio-9p.
+bench-guest: build
+	$(GO) run ./test/bench/guest -union9p $(CURDIR)/$(BIN)
 
 demo: build
 	$(GO) run ./test/vm/demo
