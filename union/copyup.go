@@ -54,6 +54,16 @@ func workName() string {
 	return "#" + strconv.FormatUint(workSeq.Add(1), 16)
 }
 
+// isWorkName reports whether name is one workName makes (or overlayfs's
+// own, which has the same form).
+func isWorkName(name string) bool {
+	if len(name) < 2 || name[0] != '#' {
+		return false
+	}
+	_, err := strconv.ParseUint(name[1:], 16, 64)
+	return err == nil
+}
+
 // copyUp makes sure n has an object in the upper layer, copying it and its
 // parents up if needed, and returns the O_PATH descriptor of the upper
 // object. It returns EROFS for a read-only union. Safe for concurrent use:

@@ -209,3 +209,25 @@ func TestCopyUpKeepsFileCapabilities(t *testing.T) {
 		t.Fatalf("gid %d", st.Gid)
 	}
 }
+
+// Only the union's own leftovers are cleaned from WORKDIR/work at start: a
+// workdir given by mistake must not lose a user's files.
+func TestOpenCleansOnlyWorkLeftovers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	base := t.TempDir()
+	up, work := filepath.Join(base, "up"), filepath.Join(base, "wd")
+	must(t, os.MkdirAll(filepath.Join(work, "work", "#1f", "inner"), 0o755))
+	must(t, os.WriteFile(filepath.Join(work, "work", "#2a"), nil, 0o644))
+	must(t, os.WriteFile(filepath.Join(work, "work", "thesis.tex"), []byte("precious"), 0o644))
+	must(t, os.Mkdir(up, 0o755))
+	u, err := Open(Options{Upper: up, Workdir: work})
+	must(t, err)
+	u.Close()
+	ents, err := os.ReadDir(filepath.Join(work, "work"))
+	must(t, err)
+	if len(ents) != 1 || ents[0].Name() != "thesis.tex" {
+		t.Fatalf("work dir after start: %v", ents)
+	}
+}

@@ -259,8 +259,11 @@ func (n *Node) Mkdir(name string, mode uint32, o Owner) (*Node, error) {
 // Symlink makes a symbolic link name pointing to target. The target is
 // data: the union never follows it.
 func (n *Node) Symlink(name, target string, o Owner) (*Node, error) {
-	if target == "" || len(target) >= 4096 {
+	switch {
+	case target == "":
 		return nil, unix.ENOENT
+	case len(target) >= 4096:
+		return nil, unix.ENAMETOOLONG
 	}
 	return n.create(name, unix.S_IFLNK|0o777, o, func(dirfd int, name string) error {
 		return unix.Symlinkat(target, dirfd, name)

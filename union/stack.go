@@ -95,6 +95,10 @@ func Open(opts Options) (*Union, error) {
 
 	var abs []string
 	check := func(role, dir string) (string, error) {
+		if dir == "" {
+			// filepath.Abs would make it the current directory.
+			return "", fmt.Errorf("union: empty %s (an empty element in lowerdir=A::B?)", role)
+		}
 		a, err := filepath.Abs(dir)
 		if err != nil {
 			return "", fmt.Errorf("union: %s %q: %w", role, dir, err)
@@ -222,6 +226,8 @@ func (u *Union) StatFS() (unix.Statfs_t, error) {
 
 // openWorkDir opens WORKDIR/work, creating it, as overlayfs lays it out.
 // Leftovers of an interrupted copy-up are removed: they were never visible.
+// Only names the union makes there ("#hex") are touched, so a workdir given
+// by mistake (a home directory with a "work" folder) loses nothing.
 func openWorkDir(workdir string) (int, error) {
 	dfd, err := unix.Open(workdir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -235,9 +241,24 @@ func openWorkDir(workdir string) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	if err := removeAllAt(fd); err != nil {
+	if err := removeWorkLeftovers(fd); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("clean work directory: %w", err)
 	}
 	return fd, nil
+}
+
+// removeWorkLeftovers removes the objects a copy-up or marker swap left in
+// the work directory when it was interrupted.
+func removeWorkLeftovers(work int) error {
+	names, err := readNames(work)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if isWorkName(name) {
+			removeWork(work, name)
+		}
+	}
+	return nil
 }

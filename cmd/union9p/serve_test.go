@@ -74,6 +74,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{"unknown flag", []string{"--lower", lower, "--frobnicate", "--listen", sock}, 2, "frobnicate"},
 		{"bad msize", []string{"--lower", lower, "--read-only", "--msize", "100", "--listen", sock}, 2, "msize"},
 		{"bad -o option", []string{"-o", "lowerdir=" + lower + ",colour=red", "--read-only", "--listen", sock}, 2, "colour"},
+		{"-o with an empty lower", []string{"-o", "lowerdir=" + lower + ":", "--read-only", "--listen", sock}, 1, "empty lowerdir"},
 		{"-o with missing lower", []string{"-o", "lowerdir=" + lower + ":" + filepath.Join(base, "gone") + ",upperdir=" + upper + ",workdir=" + work, "--listen", sock}, 1, "gone"},
 	}
 	for _, tt := range tests {
