@@ -52,3 +52,7 @@ func (s *Server) owner(uid uint32, gid p9.GID, dir *union.Node) (union.Owner, er
 	}
 	return o, nil
 }
+
+// squashed reports whether clients are untrusted: their ownership is
+// forced to the squash ids.
+func (s *Server) squashed() bool { return s.cfg.SquashUID != nil || s.cfg.SquashGID != nil }

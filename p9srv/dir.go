@@ -75,7 +75,15 @@ func (f *file) Symlink(target, newName string, _ p9.UID, gid p9.GID) (p9.QID, er
 
 // Mknod implements p9.File.Mknod; mode carries the type (the library does
 // not mask Tmknod's mode).
+//
+// A squashed (untrusted) client may not make device nodes: the server never
+// opens them, but anything on the host that reaches the upper (a process,
+// an overlayfs mount of it without nodev) would get the host device the
+// client chose.
 func (f *file) Mknod(name string, mode p9.FileMode, major, minor uint32, _ p9.UID, gid p9.GID) (p9.QID, error) {
+	if typ := uint32(mode) & unix.S_IFMT; (typ == unix.S_IFCHR || typ == unix.S_IFBLK) && f.srv.squashed() {
+		return p9.QID{}, linux.EPERM
+	}
 	o, err := f.srv.owner(f.uid, gid, f.node)
 	if err != nil {
 		return p9.QID{}, err

@@ -167,13 +167,9 @@ func (f *file) StatFS() (p9.FSStat, error) {
 }
 
 // Open implements p9.File.Open. Only regular files and directories are
-// opened: Linux handles device nodes, FIFOs and sockets on the client side
-// and never opens them through 9P, and opening a device node on the host
-// on a client's behalf would hand it the host's device.
+// opened (union.Node.Open): Linux handles device nodes, FIFOs and sockets
+// on the client side and never opens them through 9P.
 func (f *file) Open(flags p9.OpenFlags) (p9.QID, uint32, error) {
-	if f.typ != unix.S_IFREG && f.typ != unix.S_IFDIR {
-		return p9.QID{}, 0, linux.EINVAL
-	}
 	uf, err := f.node.Open(hostOpenFlags(flags))
 	if err != nil {
 		return p9.QID{}, 0, errno(err)

@@ -187,6 +187,15 @@ func TestSquashOwnership(t *testing.T) {
 			t.Errorf("%s owned by %d:%d, want squashed %d:%d", name, st.Uid, st.Gid, uid, gid)
 		}
 	}
+	// An untrusted client may not plant host device nodes in the upper.
+	for _, mode := range []uint32{unix.S_IFBLK | 0o666, unix.S_IFCHR | 0o666} {
+		if _, err := c.Mknod(0, "dev", mode, 1, 1, 0); err != unix.EPERM {
+			t.Errorf("squashed mknod %o: %v, want EPERM", mode&unix.S_IFMT, err)
+		}
+	}
+	if _, err := c.Mknod(0, "fifo", unix.S_IFIFO|0o644, 0, 0, 0); err != nil {
+		t.Errorf("squashed mkfifo: %v", err)
+	}
 }
 
 func TestSetuidSetgidKept(t *testing.T) {

@@ -341,6 +341,30 @@ func (n *Node) Readlink() (string, error) {
 	return readlinkFd(n.objFd())
 }
 
+// removeWhiteoutsIn empties an upper directory that is empty as merged:
+// it may hold only whiteouts (of names removed from it), and anything else
+// found there (made meanwhile, behind the union's back) answers ENOTEMPTY
+// rather than being deleted.
+func (u *Union) removeWhiteoutsIn(dirfd int) error {
+	names, err := readNames(dirfd)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := lstatAt(dirfd, name, &st); err != nil {
+			return err
+		}
+		if !u.isWhiteout(dirfd, name, &st) {
+			return unix.ENOTEMPTY
+		}
+		if err := unix.Unlinkat(dirfd, name, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // isEmptyMerged reports whether the directory n lists nothing but "." and
 // "..".
 func (n *Node) isEmptyMerged() (bool, error) {
@@ -413,7 +437,7 @@ func (n *Node) Unlink(name string, dir bool) error {
 		if err != nil {
 			return err
 		}
-		err = removeAllAt(fd)
+		err = n.u.removeWhiteoutsIn(fd)
 		unix.Close(fd)
 		if err != nil {
 			return err
@@ -532,7 +556,7 @@ func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 			if err != nil {
 				return err
 			}
-			err = removeAllAt(fd)
+			err = n.u.removeWhiteoutsIn(fd)
 			unix.Close(fd)
 			if err != nil {
 				return err

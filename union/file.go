@@ -16,7 +16,10 @@ const openFlagsPassed = unix.O_ACCMODE | unix.O_APPEND | unix.O_TRUNC |
 
 // Open opens n. Opening for writing (or with O_TRUNC) copies n up first; a
 // directory opens read-only for ReadDir (EISDIR for writing). Symbolic links
-// answer ELOOP and sockets ENXIO, as open(2) does.
+// answer ELOOP, as open(2) does. Device nodes, FIFOs and sockets are never
+// opened on the host (EINVAL): they are the client's to implement (Linux
+// does so for 9p), and opening a host device on a client's behalf would
+// hand it whatever the device number names on the host.
 func (n *Node) Open(flags int) (*File, error) {
 	acc := flags & unix.O_ACCMODE
 	write := acc != unix.O_RDONLY || flags&unix.O_TRUNC != 0
@@ -26,10 +29,11 @@ func (n *Node) Open(flags int) (*File, error) {
 			return nil, unix.EISDIR
 		}
 		return &File{node: n.Retain(), fd: -1, dir: &dirStream{}}, nil
+	case unix.S_IFREG:
 	case unix.S_IFLNK:
 		return nil, unix.ELOOP
-	case unix.S_IFSOCK:
-		return nil, unix.ENXIO
+	default:
+		return nil, unix.EINVAL
 	}
 	if flags&unix.O_DIRECTORY != 0 {
 		return nil, unix.ENOTDIR

@@ -37,7 +37,7 @@ type lowerObj struct {
 	fd    int // O_PATH descriptor
 }
 
-// File is an open regular file, device, fifo or directory of the union.
+// File is an open regular file or directory of the union.
 // ReadAt and WriteAt may be called concurrently.
 type File struct {
 	node  *Node
