@@ -96,7 +96,7 @@ func (n *Node) copyUp() (int, error) {
 			// Deleted or replaced through another Node: this one is stale.
 			return -1, unix.ENOENT
 		}
-		return n.adoptUpper(pfd, name)
+		return n.adoptUpper(pfd, name, true)
 	case err != unix.ENOENT:
 		return -1, err
 	}
@@ -120,14 +120,21 @@ func (n *Node) copyUp() (int, error) {
 	}
 	u.upperGen.Add(1)
 	u.namespaceChanged()
-	return n.adoptUpper(pfd, name)
+	return n.adoptUpper(pfd, name, false)
 }
 
 // adoptUpper opens name in the upper directory pfd as n's upper object.
-func (n *Node) adoptUpper(pfd int, name string) (int, error) {
+// Unless n just copied it up itself (verify false), it must be a copy of
+// n's object: anything else was made under n's name after its object was
+// deleted, and n is stale (ENOENT).
+func (n *Node) adoptUpper(pfd int, name string, verify bool) (int, error) {
 	fd, err := openPathAt(pfd, name)
 	if err != nil {
 		return -1, err
+	}
+	if verify && n.u.readOrigin(fd, n.typ == unix.S_IFLNK, pfd, name) != n.id {
+		unix.Close(fd)
+		return -1, unix.ENOENT
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -231,3 +231,25 @@ func TestOpenCleansOnlyWorkLeftovers(t *testing.T) {
 		t.Fatalf("work dir after start: %v", ents)
 	}
 }
+
+// A Node held across the deletion of its object and the creation of a new
+// one under the same name keeps its own object: it never writes into the
+// newcomer.
+func TestHeldNodeDoesNotAdoptANewcomer(t *testing.T) {
+	tu := newUnion(t, nil, []string{"f=old"})
+	held := tu.mustWalk(t, "f")
+	root := tu.mustWalk(t, "/")
+	must(t, root.Unlink("f", false))
+	n, f, err := root.Create("f", unix.O_RDWR, 0o644, Owner{})
+	must(t, err)
+	_, err = f.WriteAt([]byte("NEW"), 0)
+	must(t, err)
+	f.Close()
+	n.Release()
+	if _, err := held.Open(unix.O_WRONLY); err == nil {
+		t.Fatal("a stale node opened the new file for writing")
+	}
+	if got := tu.read(t, "f"); got != "NEW" {
+		t.Fatalf("new file = %q", got)
+	}
+}

@@ -239,6 +239,12 @@ func (n *Node) refreshUpper() {
 	if err != nil {
 		return
 	}
+	if n.u.readOrigin(fd, n.typ == unix.S_IFLNK, pu, name) != n.id {
+		// Not a copy of n's object but something made under its name
+		// after it was deleted: n keeps its own (deleted) object.
+		unix.Close(fd)
+		return
+	}
 	n.mu.Lock()
 	if n.upper < 0 {
 		n.upper = fd
