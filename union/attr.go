@@ -161,7 +161,9 @@ func (n *Node) SetAttr(sa SetAttr) error {
 		if err := unix.Chmod(procPath(fd), n.u.hostMode(sa.Mode, n.typ == unix.S_IFDIR)); err != nil {
 			return err
 		}
-		if n.u.ownership == MappedXattr {
+		if n.u.ownership == MappedXattr && (n.typ == unix.S_IFREG || n.typ == unix.S_IFDIR) {
+			// FIFOs, sockets and devices keep no user.* xattrs: their
+			// host mode is all there is.
 			if err := setMapped(fd, nil, nil, &sa.Mode); err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package union
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,7 @@ func TestUnprivilegedFormat(t *testing.T) {
 	lower := filepath.Join(base, "lower")
 	layout(t, lower, "d/f=1", "d/g=2", "keep=k", "ro/inside=1")
 	must(t, os.Chmod(filepath.Join(lower, "ro"), 0o555))
+	must(t, unix.Mkfifo(filepath.Join(lower, "lowerfifo"), 0o644))
 	up, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
 	for _, d := range []string{up, work} {
 		must(t, os.Mkdir(d, 0o755))
@@ -93,6 +95,15 @@ func unprivilegedChecks(t *testing.T, base string) {
 	if a.UID != 1000 || a.GID != 100 || a.Mode&0o7777 != 0o4755 {
 		t.Fatalf("mapped attrs uid %d gid %d mode %o", a.UID, a.GID, a.Mode&0o7777)
 	}
+	// FIFOs and sockets can be made, and copied up (chmod), though Linux
+	// keeps no user.* xattrs on them.
+	for _, mode := range []uint32{unix.S_IFIFO | 0o644, unix.S_IFSOCK | 0o600} {
+		sn, err := root.Mknod(fmt.Sprintf("special%o", mode>>12), mode, 0, Owner{UID: 1000, GID: 1000})
+		must(t, err)
+		sn.Release()
+	}
+	fifo := tu.mustWalk(t, "lowerfifo")
+	must(t, fifo.SetAttr(SetAttr{SetMode: true, Mode: 0o600}))
 	keep := tu.mustWalk(t, "keep")
 	must(t, keep.SetAttr(SetAttr{SetUID: true, UID: 33, SetMode: true, Mode: 0o640}))
 	a, err = keep.Attr()
