@@ -112,12 +112,15 @@ func (u *Union) readOrigin(fd int, isSymlink bool, dirfd int, name string) uint6
 	return binary.LittleEndian.Uint64(b[:])
 }
 
-// writeOrigin records id as the origin of the object open at fd (not an
-// O_PATH descriptor; symlinks use writeOriginAt).
-func (u *Union) writeOrigin(fd int, id uint64) error {
+// readOriginAt returns the origin id recorded on the upper entry name of
+// the directory dirfd, without following it, or 0.
+func (u *Union) readOriginAt(dirfd int, name string) uint64 {
 	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], id)
-	return unix.Fsetxattr(fd, string(u.ns)+originXattr, b[:], 0)
+	n, err := unix.Lgetxattr(procPathAt(dirfd, name), string(u.ns)+originXattr, b[:])
+	if err != nil || n != 8 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b[:])
 }
 
 func (u *Union) writeOriginAt(dirfd int, name string, id uint64) error {

@@ -81,6 +81,7 @@ func (n *Node) listMerged() ([]Dirent, error) {
 	for _, l := range lowers {
 		layers = append(layers, l.fd)
 	}
+	upperEntries := 0 // out[2:upperEntries] came from the upper layer
 	for li, dirfd := range layers {
 		isLower := li > 0 || up < 0
 		var dst unix.Stat_t
@@ -104,10 +105,14 @@ func (n *Node) listMerged() ([]Dirent, error) {
 			}
 			if seen != nil {
 				if i, dup := seen[e.name]; dup {
-					// Shown from a higher layer: prefer this lower object's
-					// id, which a copied-up object carries as its origin.
-					if i >= 0 && isLower && out[i].Type == dtOrStat(dirfd, e) {
-						out[i].ID = u.idFor(dst.Dev, e.ino)
+					// Shown from the upper layer and also found below: the
+					// upper object may be a copy of a lower one, whose id
+					// it carries as its origin, as Lookup reports it.
+					if i >= 0 && i < upperEntries {
+						if id := u.readOriginAt(up, e.name); id != 0 {
+							out[i].ID = id
+						}
+						seen[e.name] = -1 // looked at once is enough
 					}
 					continue
 				}
@@ -126,6 +131,9 @@ func (n *Node) listMerged() ([]Dirent, error) {
 				seen[e.name] = len(out)
 			}
 			out = append(out, Dirent{Name: e.name, ID: u.idFor(dst.Dev, e.ino), Type: typ})
+		}
+		if li == 0 && up >= 0 {
+			upperEntries = len(out)
 		}
 		if seen != nil {
 			for _, h := range ociHidden {

@@ -120,3 +120,31 @@ func TestReadDirSeesEveryChangeAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A listing reports the ids stat does: a copied-up entry its origin's, an
+// entry made anew over a deleted lower one its own.
+func TestReadDirIDsMatchLookup(t *testing.T) {
+	tu := newUnion(t, nil, []string{"copied=1", "remade=1", "plain=1"})
+	root := tu.mustWalk(t, "/")
+	must(t, tu.mustWalk(t, "copied").SetAttr(SetAttr{SetMode: true, Mode: 0o600}))
+	must(t, root.Unlink("remade", false))
+	n, f, err := root.Create("remade", unix.O_RDWR, 0o644, Owner{})
+	must(t, err)
+	f.Close()
+	n.Release()
+	dir, err := root.Open(unix.O_RDONLY)
+	must(t, err)
+	defer dir.Close()
+	ents, err := dir.ReadDir(0, 100)
+	must(t, err)
+	for _, e := range ents {
+		if e.Name == "." || e.Name == ".." {
+			continue
+		}
+		a, err := tu.mustWalk(t, e.Name).Attr()
+		must(t, err)
+		if a.ID != e.ID {
+			t.Errorf("%s: readdir id %x, stat id %x", e.Name, e.ID, a.ID)
+		}
+	}
+}
