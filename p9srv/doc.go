@@ -37,7 +37,7 @@
 //     working); the File takes the mode the tap recorded.
 //   - Tgetlock has no handler (fcntl(F_GETLK) would fail with EIO). The tap
 //     rewrites it into a non-blocking Tlock, so the library routes it to the
-//     fid's File, which answers the query with F_OFD_GETLK; the tap turns
+//     fid's File, which answers the query from the lock table; the tap turns
 //     the Rlock back into an Rgetlock.
 //   - Txattrwalk errors all become EINVAL in the library (a missing
 //     attribute must be ENODATA), and an empty attribute list is sent as
@@ -50,9 +50,13 @@
 // "9P2000.L.Google" extension messages are refused: Linux does not send
 // them and they would reach File methods without a recorded request.
 //
-// Record locks are open file description locks on the fid's host
-// descriptor (lock.go): they conflict between clients, and the server
-// never blocks on them.
+// Record locks live in the server (locktable.go), per object and owner
+// (connection, client name, pid): they conflict between clients, need no
+// write access to the file (flock(LOCK_EX) on a read-only open), and the
+// server never blocks on them. A fid's locks go when it is closed.
+//
+// Txattrcreate values are capped at Linux's 64 KiB before the library
+// buffers them.
 //
 // # Transports
 //

@@ -219,3 +219,19 @@ func TestPipelinedOpensOfOneFidLeakNothing(t *testing.T) {
 		t.Fatalf("%d descriptors before, %d after 200 pipelined double opens", before, after)
 	}
 }
+
+// The library would buffer whatever value size a Txattrcreate announces.
+func TestHugeXattrcreateRefused(t *testing.T) {
+	ts := startServer(t, serverOptions{})
+	c := ts.dial(t, 0)
+	_, err := c.Walk(0, 1, "file")
+	must(t, err)
+	body := new(p9wire.Encoder).U32(1).Str("user.big").U64(1 << 40).U32(0).Bytes()
+	if _, err := c.RPC(p9wire.Txattrcreate, body); err != unix.E2BIG {
+		t.Fatalf("Txattrcreate of 1 TiB: %v, want E2BIG", err)
+	}
+	// The connection goes on.
+	if _, err := c.Walk(0, 2, "file"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -42,19 +42,20 @@ import (
 
 // 9P2000.L message types the tap looks at.
 const (
-	msgRlerror    = 7
-	msgTlcreate   = 14
-	msgTsetattr   = 26
-	msgTxattrwalk = 30
-	msgRxattrwalk = 31
-	msgTlock      = 52
-	msgRlock      = 53
-	msgTgetlock   = 54
-	msgRgetlock   = 55
-	msgTmkdir     = 72
-	msgTversion   = 100
-	msgRversion   = 101
-	msgTattach    = 104
+	msgRlerror      = 7
+	msgTlcreate     = 14
+	msgTsetattr     = 26
+	msgTxattrwalk   = 30
+	msgTxattrcreate = 32
+	msgRxattrwalk   = 31
+	msgTlock        = 52
+	msgRlock        = 53
+	msgTgetlock     = 54
+	msgRgetlock     = 55
+	msgTmkdir       = 72
+	msgTversion     = 100
+	msgRversion     = 101
+	msgTattach      = 104
 
 	// Types 124-135 are the library's "9P2000.L.Google" extensions
 	// (Tflushf, Twalkgetattr, Tucreate, ...). Linux never sends them, and
@@ -72,6 +73,7 @@ const (
 var tapInspects = map[uint8]bool{
 	msgTversion: true, msgTattach: true, msgTlcreate: true, msgTmkdir: true,
 	msgTsetattr: true, msgTxattrwalk: true, msgTlock: true, msgTgetlock: true,
+	msgTxattrcreate: true,
 }
 
 // inspectLimit bounds the frames the tap buffers to inspect; larger frames
@@ -274,6 +276,15 @@ func (t *tap) inspect(typ uint8, tag uint16, frame []byte) ([]byte, linux.Errno)
 		r.parsed = !d.err
 	case msgTxattrwalk, msgTlock:
 		r.parsed = true
+	case msgTxattrcreate:
+		// The library buffers the value it announces, unbounded: a
+		// client could make the server allocate without limit. Linux
+		// caps values at XATTR_SIZE_MAX, and so do we.
+		d.u32()
+		d.str()
+		if size := d.u64(); !d.err && size > xattrSizeMax {
+			return nil, linux.E2BIG
+		}
 	case msgTgetlock:
 		fid := d.u32()
 		q := &lockQuery{typ: d.u8(), start: d.u64(), length: d.u64(), procID: d.u32(), client: d.str()}

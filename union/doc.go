@@ -48,9 +48,18 @@
 // A Node is one name in the merged tree, as found by a lookup: it holds
 // O_PATH descriptors of its objects in each layer. Nodes are not shared
 // between callers: every Lookup returns a new Node, and Release closes its
-// descriptors. All Node methods are safe for concurrent use; a Node whose
-// name was changed by another Node's operation keeps working on the objects
-// it holds (like an open file), and a new Lookup sees the change.
+// descriptors. A Node whose object was copied up through another Node
+// finds the copy (by the origin id the copy records); a Node whose object
+// was deleted keeps working on what it holds, like an open file, and never
+// adopts a new object made under its name.
+//
+// Node methods are safe for concurrent use, with one contract the caller
+// keeps: namespace changes (Create, Mkdir, Symlink, Mknod, Link, Unlink,
+// Rename) must not run concurrently with another namespace change of the
+// same name, such as two exclusive creates or an rmdir and a create inside
+// that directory. p9srv gets this from the p9 library, which serializes
+// operations on one directory of its path tree. Copy-ups serialize
+// themselves (per object) and may run alongside anything.
 //
 // Errors returned by this package are syscall.Errno values (unix.Errno),
 // possibly wrapped with the operation and name; errors.As finds the errno.

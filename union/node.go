@@ -15,10 +15,8 @@ type Node struct {
 	u    *Union
 	refs atomic.Int32
 
-	// mu guards the fields below. Lock order: a child's mu before its
-	// parent's is never taken; take at most one Node's mu at a time except
-	// through the helpers in copyup.go, which go from child to root one
-	// node at a time.
+	// mu guards the fields below. It is never held while another Node's
+	// mu is taken, nor across a host call that may block for long.
 	mu     sync.Mutex
 	parent *Node // nil for the root
 	name   string

@@ -144,6 +144,8 @@ func runServe(c *cli.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		// A second SIGTERM/SIGINT during the grace period kills at once.
+		stop()
 		log.Info("stopping: finishing requests in flight")
 	case runErr = <-failed:
 	case <-stdioDone:
