@@ -122,7 +122,11 @@ func (n *Node) SetAttr(sa SetAttr) error {
 	if sa.SetSize && n.typ != unix.S_IFREG {
 		return unix.EINVAL
 	}
-	fd, err := n.copyUp()
+	copyUp := n.copyUp
+	if sa.SetSize && sa.Size == 0 {
+		copyUp = n.copyUpEmpty // the data would be thrown away at once
+	}
+	fd, err := copyUp()
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,13 @@ func isWorkName(name string) bool {
 // parents up if needed, and returns the O_PATH descriptor of the upper
 // object. It returns EROFS for a read-only union. Safe for concurrent use:
 // two Nodes of one object copy it once.
-func (n *Node) copyUp() (int, error) {
+func (n *Node) copyUp() (int, error) { return n.copyUpData(true) }
+
+// copyUpEmpty is copyUp for a change that truncates the file to nothing
+// anyway (open with O_TRUNC, truncate to 0): the data is not copied.
+func (n *Node) copyUpEmpty() (int, error) { return n.copyUpData(false) }
+
+func (n *Node) copyUpData(withData bool) (int, error) {
 	u := n.u
 	if u.upper == nil {
 		return -1, unix.EROFS
@@ -103,7 +109,7 @@ func (n *Node) copyUp() (int, error) {
 
 	src := lowers[0]
 	tmp := workName()
-	if err := u.copyObject(src, tmp, n.id); err != nil {
+	if err := u.copyObject(src, tmp, n.id, withData); err != nil {
 		removeWork(u.work, tmp)
 		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
@@ -161,14 +167,18 @@ func removeWork(work int, name string) {
 // directory: data, owner, mode, xattrs, origin id, then times. Regular files
 // and directories get their metadata through open descriptors (no lookups
 // by name); symlinks and special files by name, without following.
-func (u *Union) copyObject(src lowerObj, tmp string, id uint64) error {
+func (u *Union) copyObject(src lowerObj, tmp string, id uint64, withData bool) error {
 	var st unix.Stat_t
 	if err := fstat(src.fd, &st); err != nil {
 		return err
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		sfd, dfd, err := u.copyFileData(src.fd, tmp, &st)
+		size := st.Size
+		if !withData {
+			size = 0
+		}
+		sfd, dfd, err := u.copyFileData(src.fd, tmp, size)
 		if err != nil {
 			return err
 		}

@@ -7,8 +7,9 @@ import (
 // copyFileData creates tmp in the work directory with the data of the lower
 // regular file srcFd (O_PATH): a reflink where the filesystem can, else
 // copy_file_range over the data extents only, so that holes stay holes. It
-// returns the source and the copy, open, for the metadata to follow.
-func (u *Union) copyFileData(srcFd int, tmp string, st *unix.Stat_t) (src, dst int, err error) {
+// returns the source and the copy, open, for the metadata to follow. Only
+// the first size bytes are copied (the copy is then that long).
+func (u *Union) copyFileData(srcFd int, tmp string, size int64) (src, dst int, err error) {
 	src, err = reopen(srcFd, unix.O_RDONLY|unix.O_NOATIME)
 	if err == unix.EPERM {
 		src, err = reopen(srcFd, unix.O_RDONLY)
@@ -21,7 +22,7 @@ func (u *Union) copyFileData(srcFd int, tmp string, st *unix.Stat_t) (src, dst i
 		unix.Close(src)
 		return -1, -1, err
 	}
-	if err := copyData(src, dst, st.Size); err != nil {
+	if err := copyData(src, dst, size); err != nil {
 		unix.Close(src)
 		unix.Close(dst)
 		return -1, -1, err

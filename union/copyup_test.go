@@ -253,3 +253,27 @@ func TestHeldNodeDoesNotAdoptANewcomer(t *testing.T) {
 		t.Fatalf("new file = %q", got)
 	}
 }
+
+// Opening with O_TRUNC (or truncating to 0) copies up no data: it would be
+// thrown away at once.
+func TestTruncatingCopyUpCopiesNoData(t *testing.T) {
+	tu := newUnion(t, nil, []string{"a=0123456789", "b=0123456789"})
+	a := tu.mustWalk(t, "a")
+	f, err := a.Open(unix.O_WRONLY | unix.O_TRUNC)
+	must(t, err)
+	var st unix.Stat_t
+	must(t, unix.Lstat(filepath.Join(tu.upper, "a"), &st))
+	f.Close()
+	if st.Size != 0 {
+		t.Fatalf("O_TRUNC copy-up has size %d", st.Size)
+	}
+	b := tu.mustWalk(t, "b")
+	must(t, b.SetAttr(SetAttr{SetSize: true, Size: 0}))
+	if got := tu.read(t, "b"); got != "" {
+		t.Fatalf("b = %q after truncate", got)
+	}
+	must(t, b.SetAttr(SetAttr{SetSize: true, Size: 3}))
+	if got := tu.read(t, "b"); got != "\x00\x00\x00" {
+		t.Fatalf("b = %q after growing", got)
+	}
+}

@@ -40,7 +40,11 @@ func (n *Node) Open(flags int) (*File, error) {
 	}
 	var obj int
 	if write {
-		fd, err := n.copyUp()
+		copyUp := n.copyUp
+		if flags&unix.O_TRUNC != 0 && acc != unix.O_RDONLY {
+			copyUp = n.copyUpEmpty // the data would be thrown away at once
+		}
+		fd, err := copyUp()
 		if err != nil {
 			return nil, err
 		}
