@@ -54,9 +54,14 @@ func (n *Node) Open(flags int) (*File, error) {
 		obj = n.objFd()
 	}
 	hostFlags := flags & openFlagsPassed
+	if !write && obj == n.lowerFd() {
+		// Reading a lower file must not write to it either, not even its
+		// access time (where the server may ask so).
+		hostFlags |= unix.O_NOATIME
+	}
 	fd, err := reopen(obj, hostFlags)
 	if err == unix.EPERM && hostFlags&unix.O_NOATIME != 0 {
-		// O_NOATIME is only for the owner; the client asked for a hint.
+		// O_NOATIME is only for the owner (or CAP_FOWNER): it is a hint.
 		hostFlags &^= unix.O_NOATIME
 		fd, err = reopen(obj, hostFlags)
 	}

@@ -139,7 +139,11 @@ type hostDirent struct {
 // readDirents reads all entries of the directory behind dirfd, without "."
 // and "..". It opens its own descriptor, so dirfd may be O_PATH.
 func readDirents(dirfd int) ([]hostDirent, error) {
-	fd, err := reopen(dirfd, unix.O_RDONLY|unix.O_DIRECTORY)
+	// O_NOATIME: listing a lower directory must not write its atime.
+	fd, err := reopen(dirfd, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOATIME)
+	if err == unix.EPERM {
+		fd, err = reopen(dirfd, unix.O_RDONLY|unix.O_DIRECTORY)
+	}
 	if err != nil {
 		return nil, err
 	}
