@@ -195,8 +195,9 @@ func parseServeFlags(c *cli.Context) (serveConfig, error) {
 			}
 		}
 	}
-	if len(cfg.layers.Lowers) == 0 {
-		return cfg, errors.New("no lower directory (--lower DIR or -o lowerdir=DIR)")
+	if len(cfg.layers.Lowers) == 0 && cfg.layers.Upper == "" {
+		// An upper alone is a union too (a plain writable directory).
+		return cfg, errors.New("no layers: give --lower DIR, --upper DIR, or -o lowerdir=DIR")
 	}
 	if c.Bool("read-only") {
 		if cfg.layers.Upper != "" || cfg.layers.Workdir != "" {

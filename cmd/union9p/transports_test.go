@@ -187,3 +187,26 @@ func TestServeReadOnlyAnswersEROFS(t *testing.T) {
 	}
 
 }
+
+// An upper alone is a union too: a plain writable directory.
+func TestServeUpperOnly(t *testing.T) {
+	_, upper, work := layers(t)
+	sock := filepath.Join(t.TempDir(), "s")
+	cmd := union9p("serve", "--upper", upper, "--workdir", work, "--listen", "unix:"+sock)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stopServer(t, cmd, cmd.Process)
+	c := dialRetry(t, sock)
+	if _, err := c.Attach(0, "", "", 0); err != nil {
+		t.Fatalf("attach: %v; %s", err, stderr.String())
+	}
+	if _, err := c.Mkdir(0, "made", 0o755, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(upper, "made")); err != nil {
+		t.Fatal(err)
+	}
+}
