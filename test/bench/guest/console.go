@@ -1,26 +1,25 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 
 	"github.com/union9p/union9p/test/bench/guest/internal/record"
+	"github.com/union9p/union9p/test/internal/vmhost"
 )
 
 // console receives the guest's serial console and the servers' stderr:
 // it logs everything, collects the guest program's records and reports
 // progress on stderr (everything, when verbose).
 type console struct {
-	mu      sync.Mutex
-	log     io.Writer
+	vmhost.Console
 	verbose bool
-	partial []byte
-	tail    []string // the last lines, for error messages
+
+	mu   sync.Mutex // guards the fields below (line runs on the writer's side)
+	tail []string   // the last lines, for error messages
 
 	results []record.Result
 	info    map[string]string
@@ -32,40 +31,16 @@ type console struct {
 const tailLines = 30
 
 func newConsole(log io.Writer, verbose bool) *console {
-	return &console{log: log, verbose: verbose, info: map[string]string{}}
+	c := &console{verbose: verbose, info: map[string]string{}}
+	c.Console = vmhost.Console{Log: log, Line: c.line}
+	return c
 }
 
-func (c *console) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.log.Write(p)
-	c.partial = append(c.partial, p...)
-	for {
-		i := bytes.IndexByte(c.partial, '\n')
-		if i < 0 {
-			break
-		}
-		c.line(string(c.partial[:i]))
-		c.partial = c.partial[i+1:]
-	}
-	return len(p), nil
-}
-
-// flush handles a last line without a newline.
-func (c *console) flush() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.partial) > 0 {
-		c.line(string(c.partial))
-		c.partial = nil
-	}
-}
-
-// ansi matches the terminal escapes that the firmware prints.
-var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[a-zA-Z]|\x1bc`)
+func (c *console) flush() { c.Flush() }
 
 func (c *console) line(l string) {
-	l = strings.TrimRight(ansi.ReplaceAllString(l, ""), "\r ")
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.tail = append(c.tail, l)
 	if len(c.tail) > tailLines {
 		c.tail = c.tail[1:]
