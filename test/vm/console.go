@@ -9,8 +9,10 @@ import (
 )
 
 // console receives the guest's serial console (and the server's stderr),
-// logs all of it, shows result lines (or everything, verbose), and counts
-// the guest's PASS and FAIL lines.
+// logs all of it, shows result lines (or everything, verbose), and reads
+// the guest's summary line. The counts come from that summary, not from
+// counting PASS and FAIL lines: kernel messages on the same console can
+// run into a line and hide it.
 type console struct {
 	vmhost.Console
 	verbose  bool
@@ -29,12 +31,11 @@ func (c *console) flush() { c.Flush() }
 
 func (c *console) line(l string) {
 	switch {
-	case strings.HasPrefix(l, "PASS "):
-		c.passed++
-	case strings.HasPrefix(l, "FAIL "):
-		c.failed++
+	case strings.HasPrefix(l, "PASS "), strings.HasPrefix(l, "FAIL "):
 	case strings.HasPrefix(l, "guest: ") && strings.HasSuffix(l, " failed"):
-		c.finished = true
+		if _, err := fmt.Sscanf(l, "guest: %d passed, %d failed", &c.passed, &c.failed); err == nil {
+			c.finished = true
+		}
 	case strings.HasPrefix(l, "DIFF "), strings.HasPrefix(l, "init:"), strings.HasPrefix(l, "guest: "),
 		strings.Contains(l, "union9p"), strings.Contains(l, "panic"), strings.Contains(l, "Oops"):
 	default:
