@@ -184,7 +184,14 @@ func (u *Union) copyObject(src lowerObj, tmp string, id uint64, withData bool) e
 		}
 		defer unix.Close(sfd)
 		defer unix.Close(dfd)
-		return u.finishCopy(sfd, dfd, &st, id)
+		if err := u.finishCopy(sfd, dfd, &st, id); err != nil {
+			return err
+		}
+		// The data is on disk before the rename makes it visible: after a
+		// crash the name shows either the lower file or a complete copy,
+		// never an empty one (overlayfs syncs here too). The metadata set
+		// above is journaled ahead of the rename, so fdatasync suffices.
+		return unix.Fdatasync(dfd)
 	case unix.S_IFDIR:
 		if err := unix.Mkdirat(u.work, tmp, 0o700); err != nil {
 			return err
