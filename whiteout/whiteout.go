@@ -160,7 +160,7 @@ func SetOpaque(fd int, ns Namespace) error {
 func Make(dirfd int, name string, f Format, ns Namespace) error {
 	switch f {
 	case DeviceWhiteouts:
-		return unix.Mknodat(dirfd, name, unix.S_IFCHR|0, 0)
+		return unix.Mknodat(dirfd, name, unix.S_IFCHR, 0) // device 0/0
 	case XattrWhiteouts:
 		// Mode 0600: user.* xattrs need write permission on the inode.
 		fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)

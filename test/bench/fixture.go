@@ -163,5 +163,5 @@ func mkWhiteout(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return unix.Mknod(path, unix.S_IFCHR|0o000, 0)
+	return unix.Mknod(path, unix.S_IFCHR, 0) // device 0/0: a whiteout
 }

@@ -126,15 +126,6 @@ func renderErr(err error) string {
 	return fmt.Sprintf("not an errno: %v", err)
 }
 
-// errnoOf returns the errno in err, or EIO for an error that has none.
-func errnoOf(err error) unix.Errno {
-	var errno unix.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	return unix.EIO
-}
-
 // splitPath splits a relative path into its components ("" has none).
 func splitPath(p string) []string {
 	if p == "" {
