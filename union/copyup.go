@@ -113,20 +113,40 @@ func (n *Node) copyUpData(withData bool) (int, error) {
 		removeWork(u.work, tmp)
 		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
+	if err := n.placeCopy(tmp, pfd, name); err != nil {
+		removeWork(u.work, tmp)
+		return -1, err
+	}
+	u.upperGen.Add(1)
+	u.namespaceChanged()
+	return n.adoptUpper(pfd, name, false)
+}
+
+// placeCopy renames the finished copy tmp into the upper directory pfd as
+// name, under nsMu: if the name was deleted (a whiteout) or taken while the
+// copy was made, n is stale and nothing is placed (ENOENT).
+func (n *Node) placeCopy(tmp string, pfd int, name string) error {
+	u := n.u
+	u.nsMu.Lock()
+	defer u.nsMu.Unlock()
+	var st unix.Stat_t
+	if err := lstatAt(pfd, name, &st); err != unix.ENOENT {
+		if err != nil {
+			return err
+		}
+		return unix.ENOENT
+	}
 	// A copy-up is not a change of the parent directory: its times are
 	// put back after the rename, as overlayfs does.
 	var pst unix.Stat_t
 	havePst := fstat(pfd, &pst) == nil
 	if err := unix.Renameat2(u.work, tmp, pfd, name, unix.RENAME_NOREPLACE); err != nil {
-		removeWork(u.work, tmp)
-		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
+		return fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
 	if havePst {
 		unix.UtimesNanoAt(unix.AT_FDCWD, procPath(pfd), []unix.Timespec{pst.Atim, pst.Mtim}, 0)
 	}
-	u.upperGen.Add(1)
-	u.namespaceChanged()
-	return n.adoptUpper(pfd, name, false)
+	return nil
 }
 
 // adoptUpper opens name in the upper directory pfd as n's upper object.

@@ -12,6 +12,13 @@ import (
 // whiteout when removed; a directory made where a whiteout was is opaque;
 // objects are built in the work directory and renamed into place whenever
 // they must replace a marker.
+//
+// Locking: each change first copies up what it needs (copy-ups lock
+// themselves), then takes Union.nsMu and, under it, looks again at what the
+// names are, checks, and changes the upper layer. So a check and the change
+// it allows are never separated by another change (two exclusive creates,
+// an rmdir and a create inside the directory). Nothing under nsMu copies up
+// or blocks for long.
 
 // lowerPositive reports whether a lower layer below the directory n still
 // shows name, i.e. whether removing name from the upper layer would let a
@@ -34,22 +41,24 @@ type upperSlot struct {
 	whiteout bool
 }
 
-// prepareCreate checks that name can be created in the directory n and
-// copies n up. EEXIST if the union shows the name.
-func (n *Node) prepareCreate(name string) (upperSlot, error) {
+// upperDirFor checks that name could be made in the directory n and copies
+// n up, returning its upper directory.
+func (n *Node) upperDirFor(name string) (int, error) {
 	if err := checkName(name); err != nil {
-		return upperSlot{}, err
+		return -1, err
 	}
 	if n.typ != unix.S_IFDIR {
-		return upperSlot{}, unix.ENOTDIR
+		return -1, unix.ENOTDIR
 	}
 	if n.u.upper == nil {
-		return upperSlot{}, unix.EROFS
+		return -1, unix.EROFS
 	}
-	pfd, err := n.copyUp()
-	if err != nil {
-		return upperSlot{}, err
-	}
+	return n.copyUp()
+}
+
+// slotFor says whether name can be made in n, whose upper directory is
+// pfd: EEXIST if the union shows the name. Call with nsMu held.
+func (n *Node) slotFor(pfd int, name string) (upperSlot, error) {
 	var st unix.Stat_t
 	switch err := lstatAt(pfd, name, &st); {
 	case err == nil:
@@ -66,46 +75,66 @@ func (n *Node) prepareCreate(name string) (upperSlot, error) {
 	return upperSlot{dirfd: pfd}, nil
 }
 
+// slotChecked is slotFor under nsMu, for checks that must come before a
+// copy-up (link(2) answers EEXIST before anything else).
+func (n *Node) slotChecked(pfd int, name string) error {
+	n.u.nsMu.Lock()
+	defer n.u.nsMu.Unlock()
+	_, err := n.slotFor(pfd, name)
+	return err
+}
+
 // create makes a new object name in n with build, which creates it as
 // (dirfd, name) without following links; then sets owner and mode and
 // returns its Node. Over a whiteout the object is built in the work
 // directory and swapped in, and a directory is made opaque.
 func (n *Node) create(name string, mode uint32, o Owner, build func(dirfd int, name string) error) (*Node, error) {
 	u := n.u
-	defer n.u.namespaceChanged()
-	slot, err := n.prepareCreate(name)
+	pfd, err := n.upperDirFor(name)
 	if err != nil {
 		return nil, err
 	}
+	defer u.namespaceChanged()
+	u.nsMu.Lock()
+	slot, err := n.slotFor(pfd, name)
+	if err == nil {
+		err = u.createLocked(slot, name, mode, o, build)
+	}
+	u.nsMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return n.Lookup(name)
+}
+
+// createLocked is create's change of the upper layer. Call with nsMu held.
+func (u *Union) createLocked(slot upperSlot, name string, mode uint32, o Owner, build func(dirfd int, name string) error) error {
 	isDir := mode&unix.S_IFMT == unix.S_IFDIR
 	if !slot.whiteout {
 		if err := build(slot.dirfd, name); err != nil {
-			return nil, err
+			return err
 		}
 		if err := u.setNewOwner(slot.dirfd, name, mode, o); err != nil {
 			removeAt(slot.dirfd, name, isDir)
-			return nil, err
+			return err
 		}
-		return n.Lookup(name)
+		return nil
 	}
 	tmp := workName()
 	if err := build(u.work, tmp); err != nil {
-		return nil, err
+		return err
 	}
 	if err := u.setNewOwner(u.work, tmp, mode, o); err != nil {
 		removeWork(u.work, tmp)
-		return nil, err
+		return err
 	}
 	if isDir {
 		if err := u.setOpaqueAt(u.work, tmp); err != nil {
 			removeWork(u.work, tmp)
-			return nil, err
+			return err
 		}
 	}
-	if err := u.replaceWhiteout(tmp, slot.dirfd, name, isDir); err != nil {
-		return nil, err
-	}
-	return n.Lookup(name)
+	return u.replaceWhiteout(tmp, slot.dirfd, name, isDir)
 }
 
 // replaceWhiteout moves the work object tmp over the whiteout at name in
@@ -181,21 +210,34 @@ func removeAt(dirfd int, name string, isDir bool) {
 // Create makes a regular file and opens it with flags (O_CREAT and O_EXCL
 // are implied). EEXIST if the name exists.
 func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *File, error) {
+	u := n.u
 	mode = unix.S_IFREG | mode&0o7777
 	openFlags := flags & openFlagsPassed &^ unix.O_TRUNC
-	slot, err := n.prepareCreate(name)
+	pfd, err := n.upperDirFor(name)
 	if err != nil {
+		return nil, nil, err
+	}
+	defer u.namespaceChanged()
+	u.nsMu.Lock()
+	slot, err := n.slotFor(pfd, name)
+	if err != nil {
+		u.nsMu.Unlock()
 		return nil, nil, err
 	}
 	if slot.whiteout {
 		// Replacing a marker takes the work directory; not the common case.
-		c, err := n.create(name, mode, o, func(dirfd int, name string) error {
+		err := u.createLocked(slot, name, mode, o, func(dirfd int, name string) error {
 			fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 			if err != nil {
 				return err
 			}
 			return unix.Close(fd)
 		})
+		u.nsMu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := n.Lookup(name)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -208,15 +250,15 @@ func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *Fil
 	}
 	// The common case, in as few host calls as the result needs: the
 	// descriptor the file is created with is the one the client uses.
-	defer n.u.namespaceChanged()
-	fd, err := unix.Openat(slot.dirfd, name, openFlags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Openat(pfd, name, openFlags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	u.nsMu.Unlock()
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := n.adoptCreated(slot.dirfd, name, fd, mode, o)
+	c, err := n.adoptCreated(pfd, name, fd, mode, o)
 	if err != nil {
 		unix.Close(fd)
-		unix.Unlinkat(slot.dirfd, name, 0)
+		unix.Unlinkat(pfd, name, 0)
 		return nil, nil, err
 	}
 	return c, &File{node: c.Retain(), fd: fd, flags: openFlags}, nil
@@ -301,14 +343,15 @@ func (n *Node) Mknod(name string, mode uint32, rdev uint64, o Owner) (*Node, err
 // Link makes name in n a new hard link to target, copying target up first.
 // Directories cannot be linked (EPERM).
 func (n *Node) Link(target *Node, name string) (*Node, error) {
-	if n.u.upper == nil {
-		return nil, unix.EROFS
+	u := n.u
+	pfd, err := n.upperDirFor(name)
+	if err != nil {
+		return nil, err
 	}
-	defer n.u.namespaceChanged()
+	defer u.namespaceChanged()
 	// As link(2): an existing name first, then a directory target; and a
 	// link that fails copies nothing up.
-	slot, err := n.prepareCreate(name)
-	if err != nil {
+	if err := n.slotChecked(pfd, name); err != nil {
 		return nil, err
 	}
 	if target.typ == unix.S_IFDIR {
@@ -323,17 +366,20 @@ func (n *Node) Link(target *Node, name string) (*Node, error) {
 		// wants CAP_DAC_READ_SEARCH) and the very object is linked.
 		return unix.Linkat(unix.AT_FDCWD, procPath(tfd), dirfd, name, unix.AT_SYMLINK_FOLLOW)
 	}
-	if !slot.whiteout {
-		if err := link(slot.dirfd, name); err != nil {
-			return nil, err
+	u.nsMu.Lock()
+	slot, err := n.slotFor(pfd, name)
+	if err == nil {
+		if !slot.whiteout {
+			err = link(pfd, name)
+		} else {
+			tmp := workName()
+			if err = link(u.work, tmp); err == nil {
+				err = u.replaceWhiteout(tmp, pfd, name, false)
+			}
 		}
-		return n.Lookup(name)
 	}
-	tmp := workName()
-	if err := link(n.u.work, tmp); err != nil {
-		return nil, err
-	}
-	if err := n.u.replaceWhiteout(tmp, slot.dirfd, name, false); err != nil {
+	u.nsMu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	return n.Lookup(name)
@@ -386,7 +432,29 @@ func (n *Node) isEmptyMerged() (bool, error) {
 // (it must be empty as merged: ENOTEMPTY), otherwise a non-directory. If a
 // lower layer still has the name, a whiteout hides it.
 func (n *Node) Unlink(name string, dir bool) error {
-	defer n.u.namespaceChanged()
+	u := n.u
+	defer u.namespaceChanged()
+	// The errors a client expects first (ENOENT, ENOTDIR, EISDIR, EROFS,
+	// ENOTEMPTY), before anything is copied up.
+	if err := n.unlinkable(name, dir); err != nil {
+		return err
+	}
+	pfd, err := n.copyUp()
+	if err != nil {
+		return err
+	}
+	u.nsMu.Lock()
+	defer u.nsMu.Unlock()
+	if err := n.unlinkable(name, dir); err != nil {
+		return err
+	}
+	return n.unlinkLocked(pfd, name)
+}
+
+// unlinkable checks that name in n can be unlinked as dir says, and that a
+// directory is empty as merged. Under nsMu its answer holds for the change
+// that follows.
+func (n *Node) unlinkable(name string, dir bool) error {
 	c, err := n.Lookup(name)
 	if err != nil {
 		return err
@@ -398,11 +466,9 @@ func (n *Node) Unlink(name string, dir bool) error {
 		return unix.ENOTDIR
 	case !dir && isDir:
 		return unix.EISDIR
-	}
-	if n.u.upper == nil {
+	case n.u.upper == nil:
 		return unix.EROFS
-	}
-	if isDir {
+	case isDir:
 		empty, err := c.isEmptyMerged()
 		if err != nil {
 			return err
@@ -411,19 +477,23 @@ func (n *Node) Unlink(name string, dir bool) error {
 			return unix.ENOTEMPTY
 		}
 	}
-	pfd, err := n.copyUp()
-	if err != nil {
-		return err
-	}
+	return nil
+}
+
+// unlinkLocked removes name from the upper directory pfd of n, leaving a
+// whiteout where a lower layer still has the name. Call with nsMu held,
+// after unlinkable.
+func (n *Node) unlinkLocked(pfd int, name string) error {
 	u := n.u
 	needWhiteout := n.lowerPositive(name)
 	var st unix.Stat_t
-	inUpper := lstatAt(pfd, name, &st) == nil && st.Mode&unix.S_IFMT == c.typ
+	inUpper := lstatAt(pfd, name, &st) == nil && !u.isWhiteout(pfd, name, &st)
+	isDir := inUpper && st.Mode&unix.S_IFMT == unix.S_IFDIR
 	switch {
 	case inUpper && needWhiteout:
 		tmp := workName()
 		if err := whiteout.Make(u.work, tmp, u.whiteoutFormat, u.ns); err != nil {
-			return fmt.Errorf("unlink %s: make whiteout: %w", c.Path(), err)
+			return fmt.Errorf("unlink %s/%s: make whiteout: %w", n.Path(), name, err)
 		}
 		if isDir {
 			// Swap the (whiteouts-only) directory out, then drop it.
@@ -437,14 +507,14 @@ func (n *Node) Unlink(name string, dir bool) error {
 			return err
 		}
 		return whiteout.NoteWhiteout(pfd, u.whiteoutFormat, u.ns)
-	case inUpper && isDir:
+	case isDir:
 		// Upper-only directory: it may still hold whiteouts of names
 		// that were removed from it.
 		fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
 		}
-		err = n.u.removeWhiteoutsIn(fd)
+		err = u.removeWhiteoutsIn(fd)
 		unix.Close(fd)
 		if err != nil {
 			return err
@@ -472,83 +542,135 @@ func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 		return unix.ENOTDIR
 	}
 	u := n.u
-	u.renameMu.Lock()
-	defer u.renameMu.Unlock()
 	defer u.namespaceChanged()
+	// Check, copy up what the rename needs, then check again and rename
+	// under nsMu. A source that lost its upper copy in between (deleted
+	// and made again) starts over.
+	for attempt := 0; ; attempt++ {
+		p, err := n.renamePlan(oldName, newDir, newName)
+		if err != nil || p.nothingToDo {
+			p.release()
+			return err
+		}
+		_, err = p.src.copyUp()
+		if err == nil {
+			_, err = n.copyUp()
+		}
+		if err == nil {
+			_, err = newDir.copyUp()
+		}
+		p.release()
+		if err != nil {
+			return err
+		}
+		u.nsMu.Lock()
+		done, err := n.renameLocked(oldName, newDir, newName)
+		u.nsMu.Unlock()
+		if done || attempt == 2 {
+			return err
+		}
+	}
+}
 
+// renamePlan is what the checks of a rename found.
+type renamePlan struct {
+	src, dst    *Node // dst nil when newName does not exist
+	nothingToDo bool  // rename(2) succeeds without changing anything
+}
+
+func (p renamePlan) release() {
+	if p.src != nil {
+		p.src.Release()
+	}
+	if p.dst != nil {
+		p.dst.Release()
+	}
+}
+
+// renamePlan looks both names up and checks, in the order Linux does so a
+// client sees the errno it would see on overlayfs: ancestry (in the VFS),
+// types (vfs_rename), then what the union cannot do (EXDEV), then
+// emptiness. Under nsMu its answer holds for the change that follows.
+func (n *Node) renamePlan(oldName string, newDir *Node, newName string) (renamePlan, error) {
+	var p renamePlan
 	src, err := n.Lookup(oldName)
 	if err != nil {
-		return err
+		return p, err
 	}
-	defer src.Release()
-	dst, err := newDir.Lookup(newName)
-	switch {
+	p.src = src
+	switch dst, err := newDir.Lookup(newName); {
 	case err == nil:
-		defer dst.Release()
-	case err == unix.ENOENT:
-		dst = nil
-	default:
-		return err
+		p.dst = dst
+	case err != unix.ENOENT:
+		return p, err
 	}
+	dst := p.dst
 	if dst != nil && oldName == newName && n.id == newDir.id {
-		return nil // renamed onto itself
+		p.nothingToDo = true // renamed onto itself
+		return p, nil
 	}
 	if dst != nil && src.sameUpperObject(dst) {
-		return nil // hard links to one upper object: rename(2) does nothing
+		p.nothingToDo = true // hard links to one upper object
+		return p, nil
 	}
-	if u.upper == nil {
-		return unix.EROFS
+	if n.u.upper == nil {
+		return p, unix.EROFS
 	}
-	// The checks come in the order Linux makes them, so that a client sees
-	// the errno it would see on overlayfs: ancestry (in the VFS), types
-	// (vfs_rename), then what the union cannot do (EXDEV), then emptiness.
 	srcDir := src.typ == unix.S_IFDIR
 	if srcDir && newDir.isDescendantOf(src) {
-		return unix.EINVAL // a directory moved below itself
+		return p, unix.EINVAL // a directory moved below itself
 	}
 	if dst != nil && dst.typ == unix.S_IFDIR && n.isDescendantOf(dst) {
-		return unix.ENOTEMPTY // replacing a directory above the source
+		return p, unix.ENOTEMPTY // replacing a directory above the source
 	}
 	if dst != nil {
 		dstDir := dst.typ == unix.S_IFDIR
 		switch {
 		case srcDir && !dstDir:
-			return unix.ENOTDIR
+			return p, unix.ENOTDIR
 		case !srcDir && dstDir:
-			return unix.EISDIR
+			return p, unix.EISDIR
 		}
 	}
 	if srcDir {
 		if _, lowers, _, _ := src.state(); len(lowers) > 0 {
-			return unix.EXDEV
+			return p, unix.EXDEV
 		}
 	}
 	if dst != nil && dst.typ == unix.S_IFDIR {
 		empty, err := dst.isEmptyMerged()
 		if err != nil {
-			return err
+			return p, err
 		}
 		if !empty {
-			return unix.ENOTEMPTY
+			return p, unix.ENOTEMPTY
 		}
 	}
-	sfd, err := src.copyUp()
-	if err != nil {
-		return err
+	return p, nil
+}
+
+// renameLocked checks again and renames in the upper layer. done is false
+// when the source turned out not to be copied up (it changed since the
+// copy-up), so the caller may start over. Call with nsMu held.
+func (n *Node) renameLocked(oldName string, newDir *Node, newName string) (done bool, err error) {
+	u := n.u
+	p, err := n.renamePlan(oldName, newDir, newName)
+	defer p.release()
+	if err != nil || p.nothingToDo {
+		return true, err
 	}
-	opfd, err := n.copyUp()
-	if err != nil {
-		return err
+	sfd, _, _, _ := p.src.state()
+	opfd, _, _, _ := n.state()
+	npfd, _, _, _ := newDir.state()
+	if sfd < 0 || opfd < 0 || npfd < 0 {
+		return false, unix.ESTALE
 	}
-	npfd, err := newDir.copyUp()
-	if err != nil {
-		return err
-	}
+	srcDir := p.src.typ == unix.S_IFDIR
 	srcNeedsWhiteout := n.lowerPositive(oldName)
 	if srcDir && newDir.lowerPositive(newName) {
 		// Moved over a name a lower layer has: nothing below may merge in.
 		if err := whiteout.SetOpaque(sfd, u.ns); err != nil {
-			return err
+			return true, err
 		}
 	}
 	var st unix.Stat_t
@@ -561,12 +683,12 @@ func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 			// only replaces an empty one.
 			fd, err := unix.Openat(npfd, newName, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != nil {
-				return err
+				return true, err
 			}
-			err = n.u.removeWhiteoutsIn(fd)
+			err = u.removeWhiteoutsIn(fd)
 			unix.Close(fd)
 			if err != nil {
-				return err
+				return true, err
 			}
 		}
 	}
@@ -574,24 +696,24 @@ func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 	case dstWhiteout && srcDir:
 		// Swap: the whiteout lands where the source was.
 		if err := unix.Renameat2(opfd, oldName, npfd, newName, unix.RENAME_EXCHANGE); err != nil {
-			return err
+			return true, err
 		}
 		if !srcNeedsWhiteout {
-			return unix.Unlinkat(opfd, oldName, 0)
+			return true, unix.Unlinkat(opfd, oldName, 0)
 		}
-		return whiteout.NoteWhiteout(opfd, u.whiteoutFormat, u.ns)
+		return true, whiteout.NoteWhiteout(opfd, u.whiteoutFormat, u.ns)
 	case srcNeedsWhiteout && u.whiteoutFormat == whiteout.DeviceWhiteouts:
-		return unix.Renameat2(opfd, oldName, npfd, newName, unix.RENAME_WHITEOUT)
+		return true, unix.Renameat2(opfd, oldName, npfd, newName, unix.RENAME_WHITEOUT)
 	case srcNeedsWhiteout:
 		if err := unix.Renameat(opfd, oldName, npfd, newName); err != nil {
-			return err
+			return true, err
 		}
 		if err := whiteout.Make(opfd, oldName, u.whiteoutFormat, u.ns); err != nil {
-			return err
+			return true, err
 		}
-		return whiteout.NoteWhiteout(opfd, u.whiteoutFormat, u.ns)
+		return true, whiteout.NoteWhiteout(opfd, u.whiteoutFormat, u.ns)
 	default:
-		return unix.Renameat(opfd, oldName, npfd, newName)
+		return true, unix.Renameat(opfd, oldName, npfd, newName)
 	}
 }
 

@@ -53,13 +53,12 @@
 // was deleted keeps working on what it holds, like an open file, and never
 // adopts a new object made under its name.
 //
-// Node methods are safe for concurrent use, with one contract the caller
-// keeps: namespace changes (Create, Mkdir, Symlink, Mknod, Link, Unlink,
-// Rename) must not run concurrently with another namespace change of the
-// same name, such as two exclusive creates or an rmdir and a create inside
-// that directory. p9srv gets this from the p9 library, which serializes
-// operations on one directory of its path tree. Copy-ups serialize
-// themselves (per object) and may run alongside anything.
+// All Node methods are safe for concurrent use. Namespace changes (Create,
+// Mkdir, Symlink, Mknod, Link, Unlink, Rename) check the names and change
+// the upper layer under one union-wide lock, so that a check and the change
+// it allows are never separated by another change; copy-ups, which may
+// take long, happen before that lock is taken and serialize themselves per
+// object, and only their final rename takes it.
 //
 // Errors returned by this package are syscall.Errno values (unix.Errno),
 // possibly wrapped with the operation and name; errors.As finds the errno.

@@ -56,7 +56,9 @@ type Union struct {
 	privileged     bool
 	devs           devIndex
 	copyups        copyUpLocks
-	renameMu       sync.Mutex // serializes namespace changes that move names
+	// nsMu serializes the checks and changes of namespace operations and
+	// the final step of copy-ups (see dir.go); never held across a copy-up.
+	nsMu sync.Mutex
 	closeOnce      sync.Once
 
 	// upperGen counts copy-ups, so that Nodes looked up before one can
