@@ -58,8 +58,8 @@ type Union struct {
 	copyups        copyUpLocks
 	// nsMu serializes the checks and changes of namespace operations and
 	// the final step of copy-ups (see dir.go); never held across a copy-up.
-	nsMu sync.Mutex
-	closeOnce      sync.Once
+	nsMu      sync.Mutex
+	closeOnce sync.Once
 
 	// upperGen counts copy-ups, so that Nodes looked up before one can
 	// tell cheaply whether their object may have gained an upper copy.
