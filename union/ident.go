@@ -128,3 +128,34 @@ func (u *Union) writeOriginAt(dirfd int, name string, id uint64) error {
 	binary.LittleEndian.PutUint64(b[:], id)
 	return unix.Lsetxattr(procPathAt(dirfd, name), string(u.ns)+originXattr, b[:], 0)
 }
+
+// Layer roots and the work directory are "traps", as in overlayfs: a
+// lookup that meets one inside a layer (a bind mount of a lower inside the
+// upper, say, which the path checks in Open cannot see) answers ELOOP, so
+// that writes through the union can never reach a lower layer or the work
+// directory by another name.
+type inodeKey struct{ dev, ino uint64 }
+
+func (u *Union) setTraps() error {
+	u.traps = make(map[inodeKey]bool)
+	fds := []int{}
+	if u.upper != nil {
+		fds = append(fds, u.upper.fd, u.work)
+	}
+	for _, l := range u.lowers {
+		fds = append(fds, l.fd)
+	}
+	for _, fd := range fds {
+		var st unix.Stat_t
+		if err := fstat(fd, &st); err != nil {
+			return err
+		}
+		u.traps[inodeKey{st.Dev, st.Ino}] = true
+	}
+	return nil
+}
+
+// isTrap reports whether st is a layer root or the work directory.
+func (u *Union) isTrap(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFDIR && u.traps[inodeKey{st.Dev, st.Ino}]
+}

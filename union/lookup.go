@@ -92,6 +92,9 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 			if u.isWhiteout(upperDir, name, &st) {
 				return false, nil
 			}
+			if u.isTrap(&st) {
+				return false, unix.ELOOP
+			}
 			fd, err := openPathAt(upperDir, name)
 			if err != nil {
 				return false, err
@@ -126,6 +129,9 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 		}
 		if _, marker := whiteout.IsOCIMarker(name); marker {
 			break
+		}
+		if u.isTrap(&st) {
+			return false, unix.ELOOP
 		}
 		typ := st.Mode & unix.S_IFMT
 		if c.typ != 0 && (c.typ != unix.S_IFDIR || typ != unix.S_IFDIR) {

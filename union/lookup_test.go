@@ -1,6 +1,7 @@
 package union
 
 import (
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -84,5 +85,22 @@ func TestOCIMarkerNamesInUpperAreFiles(t *testing.T) {
 	}
 	if got := tu.read(t, "d/keep"); got != "1" {
 		t.Fatalf("keep = %q", got)
+	}
+}
+
+// A lower layer bind-mounted inside the upper is met as a trap: the union
+// answers ELOOP rather than letting writes reach the lower by another name.
+func TestLayerRootInsideAnotherLayerIsATrap(t *testing.T) {
+	tu := newUnion(t, []string{"mnt/"}, []string{"f=lower"})
+	mnt := filepath.Join(tu.upper, "mnt")
+	if err := unix.Mount(tu.lowers[0], mnt, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	_, err := tu.walk(t, "mnt")
+	wantErrno(t, err, unix.ELOOP)
+	// The file itself still reads through its own layer.
+	if got := tu.read(t, "f"); got != "lower" {
+		t.Fatalf("f = %q", got)
 	}
 }

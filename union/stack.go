@@ -60,6 +60,7 @@ type Union struct {
 	// the final step of copy-ups (see dir.go); never held across a copy-up.
 	nsMu      sync.Mutex
 	closeOnce sync.Once
+	traps     map[inodeKey]bool // layer roots and work dir (ident.go); read-only after Open
 
 	// upperGen counts copy-ups, so that Nodes looked up before one can
 	// tell cheaply whether their object may have gained an upper copy.
@@ -179,6 +180,9 @@ func Open(opts Options) (*Union, error) {
 		}
 	}
 	if err := u.devs.init(u); err != nil {
+		return nil, err
+	}
+	if err := u.setTraps(); err != nil {
 		return nil, err
 	}
 	ok = true
