@@ -19,16 +19,8 @@ func buildInitramfs(k *qemu.Kernel, union9p, vmguest, out string) error {
 	// The guest-local layers live on an ext4 disk (see scratchDisk);
 	// ext4 asks the crypto API for crc32c, which no depends= names.
 	names = append(names, "virtio_blk", "crc32c_generic", "ext4")
-	mods, err := k.Modules(names...)
+	r, err := vmhost.BaseInitramfs(k, union9p, names...)
 	if err != nil {
-		return err
-	}
-	r := qemu.NewInitramfs()
-	if err := r.Busybox("/bin/busybox"); err != nil {
-		return err
-	}
-	r.Modules(mods)
-	if err := r.CopyFile("bin/union9p", union9p); err != nil {
 		return err
 	}
 	r.Symlink("sbin/mount.union9p", "/bin/union9p")

@@ -37,16 +37,8 @@ func binaries(ctx context.Context, repo, dir, union9p string) (string, string, e
 // union9p for guest-mount, the guest program, the tarball, and an init
 // that runs the guest program with args and powers off.
 func buildInitramfs(k *qemu.Kernel, union9p, inguest string, tarball []byte, args, out string) error {
-	mods, err := k.Modules(append(append([]string{}, qemu.NinePModules...), qemu.VirtfsModules...)...)
+	r, err := vmhost.BaseInitramfs(k, union9p, append(append([]string{}, qemu.NinePModules...), qemu.VirtfsModules...)...)
 	if err != nil {
-		return err
-	}
-	r := qemu.NewInitramfs()
-	if err := r.Busybox("/bin/busybox"); err != nil {
-		return err
-	}
-	r.Modules(mods)
-	if err := r.CopyFile("bin/union9p", union9p); err != nil {
 		return err
 	}
 	if err := r.CopyFile(guestProgram, inguest); err != nil {

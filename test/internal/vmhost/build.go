@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/union9p/union9p/qemu"
 )
 
 // GoBuild builds a static binary of a package of this module.
@@ -36,4 +38,23 @@ func RepoRoot() (string, error) {
 		}
 		d = parent
 	}
+}
+
+// BaseInitramfs starts every guest image of the tests: busybox, the given
+// kernel modules (with their dependencies, in load order) and union9p as
+// /bin/union9p. Callers add their programs and init.
+func BaseInitramfs(k *qemu.Kernel, union9p string, modules ...string) (*qemu.Initramfs, error) {
+	mods, err := k.Modules(modules...)
+	if err != nil {
+		return nil, err
+	}
+	r := qemu.NewInitramfs()
+	if err := r.Busybox("/bin/busybox"); err != nil {
+		return nil, err
+	}
+	r.Modules(mods)
+	if err := r.CopyFile("bin/union9p", union9p); err != nil {
+		return nil, err
+	}
+	return r, nil
 }

@@ -209,16 +209,8 @@ func showTree(root string) error {
 // buildInitramfs writes the boot stage: busybox, the 9p modules, union9p
 // and an init that mounts the root union and switches to it.
 func buildInitramfs(k *qemu.Kernel, union9p, out string) error {
-	mods, err := k.Modules(qemu.NinePModules...)
+	r, err := vmhost.BaseInitramfs(k, union9p, qemu.NinePModules...)
 	if err != nil {
-		return err
-	}
-	r := qemu.NewInitramfs()
-	if err := r.Busybox("/bin/busybox"); err != nil {
-		return err
-	}
-	r.Modules(mods)
-	if err := r.CopyFile("bin/union9p", union9p); err != nil {
 		return err
 	}
 	r.File("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
