@@ -235,3 +235,25 @@ func TestHugeXattrcreateRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A request too short for its type is answered with its own tag, so that
+// the client (and the server's shutdown) is not left waiting for it.
+func TestShortRequestsAnsweredWithTheirTag(t *testing.T) {
+	ts := startServer(t, serverOptions{})
+	c := ts.rawConn(t)
+	if f, err := exchange(t, c, versionFrame()); err != nil || f.Type != p9wire.Rversion {
+		t.Fatalf("version: %v %v", f, err)
+	}
+	if f, err := exchange(t, c, attachFrame(0, 0)); err != nil || f.Type != p9wire.Rattach {
+		t.Fatalf("attach: %v %v", f, err)
+	}
+	for _, typ := range []uint8{p9wire.Tlock, p9wire.Txattrwalk, p9wire.Tsetattr, p9wire.Tlcreate, p9wire.Tmkdir, p9wire.Tattach, p9wire.Txattrcreate} {
+		f, err := exchange(t, c, p9wire.AppendFrame(nil, typ, 77, []byte{0, 0, 0, 0, 1}))
+		if err != nil {
+			t.Fatalf("type %d: %v", typ, err)
+		}
+		if f.Type != p9wire.Rlerror || f.Tag != 77 || rlerrorOf(f) != unix.EINVAL {
+			t.Errorf("short frame of type %d answered type %d tag %d errno %v, want EINVAL on tag 77", typ, f.Type, f.Tag, rlerrorOf(f))
+		}
+	}
+}

@@ -248,6 +248,9 @@ func (t *tap) inspect(typ uint8, tag uint16, frame []byte) ([]byte, linux.Errno)
 	}
 
 	r := &request{tag: tag, typ: typ, conn: t.id}
+	// Every field is decoded, also those the tap does not use: a frame too
+	// short for its type is answered here, with its tag. The library would
+	// answer it with no tag at all, and the request would never end.
 	switch typ {
 	case msgTattach:
 		d.u32() // fid
@@ -255,34 +258,58 @@ func (t *tap) inspect(typ uint8, tag uint16, frame []byte) ([]byte, linux.Errno)
 		uname := d.str()
 		d.str() // aname
 		nuname := d.u32()
-		if !d.err {
-			r.attachUID, r.parsed = resolveAttachUID(uname, nuname), true
+		if d.err {
+			return nil, linux.EINVAL
 		}
+		r.attachUID, r.parsed = resolveAttachUID(uname, nuname), true
 	case msgTlcreate:
-		d.u32()
-		d.str()
+		d.u32() // fid
+		d.str() // name
 		d.u32() // flags
 		r.mode = d.u32()
-		r.parsed = !d.err
+		d.u32() // gid
+		r.parsed = true
 	case msgTmkdir:
-		d.u32()
-		d.str()
+		d.u32() // dfid
+		d.str() // name
 		r.mode = d.u32()
-		r.parsed = !d.err
+		d.u32() // gid
+		r.parsed = true
 	case msgTsetattr:
-		d.u32()
+		d.u32() // fid
 		d.u32() // valid
 		r.mode = d.u32()
-		r.parsed = !d.err
-	case msgTxattrwalk, msgTlock:
+		d.u32() // uid
+		d.u32() // gid
+		d.u64() // size
+		d.u64() // atime
+		d.u64()
+		d.u64() // mtime
+		d.u64()
+		r.parsed = true
+	case msgTxattrwalk:
+		d.u32() // fid
+		d.u32() // newfid
+		d.str() // name
+		r.parsed = true
+	case msgTlock:
+		d.u32() // fid
+		d.u8()  // type
+		d.u32() // flags
+		d.u64() // start
+		d.u64() // length
+		d.u32() // proc_id
+		d.str() // client_id
 		r.parsed = true
 	case msgTxattrcreate:
 		// The library buffers the value it announces, unbounded: a
 		// client could make the server allocate without limit. Linux
 		// caps values at XATTR_SIZE_MAX, and so do we.
-		d.u32()
-		d.str()
-		if size := d.u64(); !d.err && size > xattrSizeMax {
+		d.u32() // fid
+		d.str() // name
+		size := d.u64()
+		d.u32() // flags
+		if !d.err && size > xattrSizeMax {
 			return nil, linux.E2BIG
 		}
 	case msgTgetlock:
@@ -301,6 +328,9 @@ func (t *tap) inspect(typ uint8, tag uint16, frame []byte) ([]byte, linux.Errno)
 		e.u32(q.procID)
 		e.str(q.client)
 		frame = e.frame()
+	}
+	if d.err {
+		return nil, linux.EINVAL
 	}
 	t.srv.requests.register(r)
 	t.track(tag, r)
