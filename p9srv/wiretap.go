@@ -56,6 +56,8 @@ const (
 	msgTversion     = 100
 	msgRversion     = 101
 	msgTattach      = 104
+	msgTflush       = 108
+	msgRflush       = 109
 
 	// Types 124-135 are the library's "9P2000.L.Google" extensions
 	// (Tflushf, Twalkgetattr, Tucreate, ...). Linux never sends them, and
@@ -203,6 +205,9 @@ func (t *tap) nextFrame() error {
 			return err
 		}
 		return t.answerError(tag, linux.ENOSYS)
+	}
+	if typ == msgTflush && size <= headerSize+64 {
+		return t.flushFrame(hdr, size, tag)
 	}
 	if !tapInspects[typ] || size > inspectLimit {
 		t.track(tag, nil)
@@ -387,6 +392,27 @@ func (t *tap) answered(tag uint16) *request {
 }
 
 // answerError writes an Rlerror for a request the library never sees.
+// flushFrame reads a Tflush. One that names its own tag is answered here:
+// the library would wait for that tag, its own, to finish, forever.
+// Others go on to the library.
+func (t *tap) flushFrame(hdr [headerSize]byte, size uint32, tag uint16) error {
+	frame := make([]byte, size)
+	copy(frame, hdr[:])
+	if _, err := io.ReadFull(t.in, frame[headerSize:]); err != nil {
+		t.noteReadError(err)
+		return err
+	}
+	if b := frame[headerSize:]; len(b) >= 2 && binary.LittleEndian.Uint16(b) == tag {
+		t.writeMu.Lock()
+		_, err := t.conn.Write(newEncoder(msgRflush, tag).frame())
+		t.writeMu.Unlock()
+		return err
+	}
+	t.track(tag, nil)
+	t.pending = frame
+	return nil
+}
+
 func (t *tap) answerError(tag uint16, errno linux.Errno) error {
 	e := newEncoder(msgRlerror, tag)
 	e.u32(uint32(errno))
