@@ -1,0 +1,310 @@
+package union
+
+import (
+	"github.com/union9p/union9p/whiteout"
+	"golang.org/x/sys/unix"
+)
+
+// Making names: create, mkdir, symlink, mknod, link (see dir.go for the
+// rules and the locking they share).
+
+// create makes a new object name in n with build, which creates it as
+// (dirfd, name) without following links; then sets owner and mode and
+// returns its Node. Over a whiteout the object is built in the work
+// directory and swapped in, and a directory is made opaque.
+func (n *Node) create(name string, mode uint32, o Owner, build func(dirfd int, name string) error) (*Node, error) {
+	u := n.u
+	pfd, err := n.upperDirFor(name)
+	if err != nil {
+		return nil, err
+	}
+	defer u.namespaceChanged()
+	u.nsMu.Lock()
+	slot, err := n.slotFor(pfd, name)
+	if err == nil {
+		err = u.createLocked(slot, name, mode, o, build)
+	}
+	u.nsMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return n.Lookup(name)
+}
+
+// createLocked is create's change of the upper layer. Call with nsMu held.
+func (u *Union) createLocked(slot upperSlot, name string, mode uint32, o Owner, build func(dirfd int, name string) error) error {
+	isDir := mode&unix.S_IFMT == unix.S_IFDIR
+	if !slot.whiteout {
+		if err := build(slot.dirfd, name); err != nil {
+			return err
+		}
+		if err := u.setNewOwner(slot.dirfd, name, mode, o); err != nil {
+			removeAt(slot.dirfd, name, isDir)
+			return err
+		}
+		return nil
+	}
+	tmp := workName()
+	if err := build(u.work, tmp); err != nil {
+		return err
+	}
+	if err := u.setNewOwner(u.work, tmp, mode, o); err != nil {
+		removeWork(u.work, tmp)
+		return err
+	}
+	if isDir {
+		if err := u.setOpaqueAt(u.work, tmp); err != nil {
+			removeWork(u.work, tmp)
+			return err
+		}
+	}
+	return u.replaceWhiteout(tmp, slot.dirfd, name, isDir)
+}
+
+// replaceWhiteout moves the work object tmp over the whiteout at name in
+// dirfd, atomically: a directory cannot be renamed over a non-directory, so
+// it swaps places with the whiteout, which is then removed.
+func (u *Union) replaceWhiteout(tmp string, dirfd int, name string, isDir bool) error {
+	if !isDir {
+		if err := unix.Renameat(u.work, tmp, dirfd, name); err != nil {
+			removeWork(u.work, tmp)
+			return err
+		}
+		return nil
+	}
+	if err := unix.Renameat2(u.work, tmp, dirfd, name, unix.RENAME_EXCHANGE); err != nil {
+		removeWork(u.work, tmp)
+		return err
+	}
+	removeWork(u.work, tmp)
+	return nil
+}
+
+func (u *Union) setOpaqueAt(dirfd int, name string) error {
+	fd, err := openPathAt(dirfd, name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return whiteout.SetOpaque(fd, u.ns)
+}
+
+// setNewOwner gives a just-created object its owner and exact mode (the
+// process umask and chown's clearing of setuid would otherwise change it).
+func (u *Union) setNewOwner(dirfd int, name string, mode uint32, o Owner) error {
+	isLink := mode&unix.S_IFMT == unix.S_IFLNK
+	if u.ownership == Passthrough {
+		if err := unix.Fchownat(dirfd, name, int(o.UID), int(o.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	if isLink {
+		return nil
+	}
+	fd, err := openPathAt(dirfd, name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Chmod(procPath(fd), u.hostMode(mode, mode&unix.S_IFMT == unix.S_IFDIR)); err != nil {
+		return err
+	}
+	if u.ownership == MappedXattr {
+		perm := mode & 0o7777
+		err := setMapped(fd, &o.UID, &o.GID, &perm)
+		if typ := mode & unix.S_IFMT; typ != unix.S_IFREG && typ != unix.S_IFDIR {
+			// Linux refuses user.* xattrs on FIFOs, sockets and devices:
+			// these show the server's owner (a known limit of the
+			// unprivileged mode, as of QEMU's mapped-xattr mode for them).
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+func removeAt(dirfd int, name string, isDir bool) {
+	if isDir {
+		unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+		return
+	}
+	unix.Unlinkat(dirfd, name, 0)
+}
+
+// Create makes a regular file and opens it with flags (O_CREAT and O_EXCL
+// are implied). EEXIST if the name exists.
+func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *File, error) {
+	u := n.u
+	mode = unix.S_IFREG | mode&0o7777
+	openFlags := flags & openFlagsPassed &^ unix.O_TRUNC
+	pfd, err := n.upperDirFor(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer u.namespaceChanged()
+	u.nsMu.Lock()
+	slot, err := n.slotFor(pfd, name)
+	if err != nil {
+		u.nsMu.Unlock()
+		return nil, nil, err
+	}
+	if slot.whiteout {
+		// Replacing a marker takes the work directory; not the common case.
+		err := u.createLocked(slot, name, mode, o, func(dirfd int, name string) error {
+			fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+			if err != nil {
+				return err
+			}
+			return unix.Close(fd)
+		})
+		u.nsMu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := n.Lookup(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		f, err := c.Open(openFlags)
+		if err != nil {
+			c.Release()
+			return nil, nil, err
+		}
+		return c, f, nil
+	}
+	// The common case, in as few host calls as the result needs: the
+	// descriptor the file is created with is the one the client uses.
+	fd, err := unix.Openat(pfd, name, openFlags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	u.nsMu.Unlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := n.adoptCreated(pfd, name, fd, mode, o)
+	if err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(pfd, name, 0)
+		return nil, nil, err
+	}
+	return c, &File{node: c.Retain(), fd: fd, flags: openFlags}, nil
+}
+
+// adoptCreated gives the file just created as name in the upper directory
+// dirfd (open at fd) its owner and mode, and returns its Node.
+func (n *Node) adoptCreated(dirfd int, name string, fd int, mode uint32, o Owner) (*Node, error) {
+	u := n.u
+	if u.ownership == Passthrough {
+		if err := unix.Fchown(fd, int(o.UID), int(o.GID)); err != nil {
+			return nil, err
+		}
+	}
+	// After the chown, which clears setuid; and whatever the umask said.
+	if err := unix.Fchmod(fd, u.hostMode(mode, false)); err != nil {
+		return nil, err
+	}
+	pfd, err := openPathAt(dirfd, name)
+	if err != nil {
+		return nil, err
+	}
+	if u.ownership == MappedXattr {
+		perm := mode & 0o7777
+		if err := setMapped(pfd, &o.UID, &o.GID, &perm); err != nil {
+			unix.Close(pfd)
+			return nil, err
+		}
+	}
+	var st unix.Stat_t
+	if err := fstat(pfd, &st); err != nil {
+		unix.Close(pfd)
+		return nil, err
+	}
+	c := &Node{u: u, upper: pfd, name: name, typ: unix.S_IFREG, id: u.idOf(&st), parent: n.Retain()}
+	c.refs.Store(1)
+	return c, nil
+}
+
+// Mkdir makes a directory.
+func (n *Node) Mkdir(name string, mode uint32, o Owner) (*Node, error) {
+	return n.create(name, unix.S_IFDIR|mode&0o7777, o, func(dirfd int, name string) error {
+		return unix.Mkdirat(dirfd, name, 0o700)
+	})
+}
+
+// Symlink makes a symbolic link name pointing to target. The target is
+// data: the union never follows it.
+func (n *Node) Symlink(name, target string, o Owner) (*Node, error) {
+	switch {
+	case target == "":
+		return nil, unix.ENOENT
+	case len(target) >= 4096:
+		return nil, unix.ENAMETOOLONG
+	}
+	return n.create(name, unix.S_IFLNK|0o777, o, func(dirfd int, name string) error {
+		return unix.Symlinkat(target, dirfd, name)
+	})
+}
+
+// Mknod makes a fifo, socket, device node or empty regular file; mode
+// carries the type. Device nodes need the server to be privileged (EPERM
+// otherwise), as mknod(2).
+func (n *Node) Mknod(name string, mode uint32, rdev uint64, o Owner) (*Node, error) {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR, unix.S_IFBLK, unix.S_IFREG:
+	case 0:
+		mode |= unix.S_IFREG
+	default:
+		return nil, unix.EINVAL
+	}
+	if mode&unix.S_IFMT == unix.S_IFCHR && rdev == 0 {
+		// A 0/0 character device is a whiteout to overlayfs: the union
+		// would hide it. Linux overlayfs refuses it the same way.
+		return nil, unix.EPERM
+	}
+	return n.create(name, mode, o, func(dirfd int, name string) error {
+		return unix.Mknodat(dirfd, name, mode&unix.S_IFMT|0o600, int(rdev))
+	})
+}
+
+// Link makes name in n a new hard link to target, copying target up first.
+// Directories cannot be linked (EPERM).
+func (n *Node) Link(target *Node, name string) (*Node, error) {
+	u := n.u
+	pfd, err := n.upperDirFor(name)
+	if err != nil {
+		return nil, err
+	}
+	defer u.namespaceChanged()
+	// As link(2): an existing name first, then a directory target; and a
+	// link that fails copies nothing up.
+	if err := n.slotChecked(pfd, name); err != nil {
+		return nil, err
+	}
+	if target.typ == unix.S_IFDIR {
+		return nil, unix.EPERM
+	}
+	tfd, err := target.copyUp()
+	if err != nil {
+		return nil, err
+	}
+	link := func(dirfd int, name string) error {
+		// Through /proc so that no capability is needed (AT_EMPTY_PATH
+		// wants CAP_DAC_READ_SEARCH) and the very object is linked.
+		return unix.Linkat(unix.AT_FDCWD, procPath(tfd), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+	}
+	u.nsMu.Lock()
+	slot, err := n.slotFor(pfd, name)
+	if err == nil {
+		if !slot.whiteout {
+			err = link(pfd, name)
+		} else {
+			tmp := workName()
+			if err = link(u.work, tmp); err == nil {
+				err = u.replaceWhiteout(tmp, pfd, name, false)
+			}
+		}
+	}
+	u.nsMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return n.Lookup(name)
+}
