@@ -114,9 +114,6 @@ func (f *File) Sync() error {
 // It stays valid until Close.
 func (f *File) Fd() int { return f.fd }
 
-// Node returns the node f was opened from (no new reference).
-func (f *File) Node() *Node { return f.node }
-
 // Close closes the file.
 func (f *File) Close() error {
 	var err error

@@ -93,31 +93,26 @@ func (u *Union) idFor(dev, inode uint64) uint64 {
 
 // readOrigin returns the origin id recorded on the upper object behind the
 // O_PATH descriptor fd, or 0.
+// Symlinks are read by name in their directory dirfd: a /proc/self/fd
+// link to an O_PATH symlink descriptor is itself a symlink.
 func (u *Union) readOrigin(fd int, isSymlink bool, dirfd int, name string) uint64 {
-	var b [8]byte
-	var n int
-	var err error
-	attr := string(u.ns) + originXattr
 	if isSymlink {
-		if dirfd < 0 {
-			return 0
-		}
-		n, err = unix.Lgetxattr(procPathAt(dirfd, name), attr, b[:])
-	} else {
-		n, err = unix.Getxattr(procPath(fd), attr, b[:])
+		return u.readOriginAt(dirfd, name)
 	}
-	if err != nil || n != 8 {
-		return 0
-	}
-	return binary.LittleEndian.Uint64(b[:])
+	return u.decodeOrigin(func(b []byte) (int, error) { return unix.Getxattr(procPath(fd), string(u.ns)+originXattr, b) })
 }
 
 // readOriginAt returns the origin id recorded on the upper entry name of
 // the directory dirfd, without following it, or 0.
 func (u *Union) readOriginAt(dirfd int, name string) uint64 {
+	return u.decodeOrigin(func(b []byte) (int, error) {
+		return unix.Lgetxattr(procPathAt(dirfd, name), string(u.ns)+originXattr, b)
+	})
+}
+
+func (u *Union) decodeOrigin(get func([]byte) (int, error)) uint64 {
 	var b [8]byte
-	n, err := unix.Lgetxattr(procPathAt(dirfd, name), string(u.ns)+originXattr, b[:])
-	if err != nil || n != 8 {
+	if n, err := get(b[:]); err != nil || n != 8 {
 		return 0
 	}
 	return binary.LittleEndian.Uint64(b[:])

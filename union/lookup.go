@@ -31,7 +31,7 @@ func (u *Union) Root() (*Node, error) {
 		}
 		n.upper = fd
 		if u.upperOpaque(fd) {
-			n.finishID()
+			n.setRootID()
 			return n, nil
 		}
 	}
@@ -46,7 +46,7 @@ func (u *Union) Root() (*Node, error) {
 			break
 		}
 	}
-	n.finishID()
+	n.setRootID()
 	return n, nil
 }
 
@@ -185,26 +185,18 @@ func (u *Union) isWhiteout(dirfd int, name string, st *unix.Stat_t) bool {
 		return false
 	}
 	for _, ns := range []whiteout.Namespace{whiteout.Trusted, whiteout.User} {
-		if whiteout.ReadDirState(dirfd, ns).HasXattrWhiteout && whiteout.IsWhiteout(dirfd, name, st, true, ns) {
+		if whiteout.ReadDirState(dirfd, ns).HasXattrWhiteout && whiteout.IsWhiteout(dirfd, name, st, ns) {
 			return true
 		}
 	}
 	return false
 }
 
-// finishID sets the id of a node built from its own objects.
-func (n *Node) finishID() {
+// setRootID gives the root its id: that of its topmost directory (the
+// root is never copied up, so it carries no origin).
+func (n *Node) setRootID() {
 	var st unix.Stat_t
-	fd := n.upper
-	if fd >= 0 {
-		if id := n.u.readOrigin(fd, false, -1, ""); id != 0 {
-			n.id = id
-			return
-		}
-	} else if len(n.lowers) > 0 {
-		fd = n.lowers[0].fd
-	}
-	if fd >= 0 && fstat(fd, &st) == nil {
+	if fstat(n.objFd(), &st) == nil {
 		n.id = n.u.idOf(&st)
 	}
 }

@@ -102,9 +102,6 @@ func (n *Node) Path() string {
 	return s
 }
 
-// IsDir reports whether n is a directory.
-func (n *Node) IsDir() bool { return n.typ == unix.S_IFDIR }
-
 // Moved tells n that its name is now newName in newParent (after a rename
 // made through another Node). It may not fail.
 func (n *Node) Moved(newParent *Node, newName string) {

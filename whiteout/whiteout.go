@@ -83,14 +83,15 @@ func IsDeviceWhiteout(st *unix.Stat_t) bool {
 }
 
 // IsWhiteout reports whether the entry name in the directory dirfd, whose
-// lstat is st, is a whiteout in any format this package reads except OCI
-// (which marks a different name; see OCIWhiteoutFor). dirHasXattrWhiteouts
-// comes from DirState and saves an xattr read per regular file.
-func IsWhiteout(dirfd int, name string, st *unix.Stat_t, dirHasXattrWhiteouts bool, ns Namespace) bool {
+// lstat is st, is a whiteout: a 0/0 device, or an empty file marked in
+// namespace ns. OCI whiteouts mark a different name (HasOCIWhiteout). An
+// xattr whiteout costs an xattr read; callers that list many entries first
+// ask DirState whether the directory holds any.
+func IsWhiteout(dirfd int, name string, st *unix.Stat_t, ns Namespace) bool {
 	if IsDeviceWhiteout(st) {
 		return true
 	}
-	if !dirHasXattrWhiteouts || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
 		return false
 	}
 	_, err := getAt(dirfd, name, string(ns)+whiteoutName)

@@ -45,12 +45,15 @@ func TestMakeAndRecognize(t *testing.T) {
 			if state.Opaque {
 				t.Fatal("a whiteout made its directory opaque")
 			}
+			if state.HasXattrWhiteout != (tc.f == XattrWhiteouts) {
+				t.Fatalf("directory marked as holding xattr whiteouts: %v", state.HasXattrWhiteout)
+			}
 			for entry, want := range map[string]bool{"gone": true, "plain": false} {
 				var st unix.Stat_t
 				if err := unix.Fstatat(fd, entry, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 					t.Fatal(err)
 				}
-				if got := IsWhiteout(fd, entry, &st, state.HasXattrWhiteout, tc.ns); got != want {
+				if got := IsWhiteout(fd, entry, &st, tc.ns); got != want {
 					t.Errorf("IsWhiteout(%s) = %v", entry, got)
 				}
 			}
