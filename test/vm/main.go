@@ -140,7 +140,7 @@ func run(verbose, keep bool, timeout time.Duration, memory int, binary string) i
 	// Host-side checks on the layers.
 	after, err := layers.lowerManifest()
 	if err == nil {
-		err = diffErr(fixture.Diff(before, after, "before", "after"))
+		err = fixture.DiffError(fixture.Diff(before, after, "before", "after"))
 	}
 	t.check("host/lowers-unchanged", err)
 	for _, c := range upperChecks {
@@ -155,7 +155,7 @@ func run(verbose, keep bool, timeout time.Duration, memory int, binary string) i
 	if err == nil {
 		var host []string
 		if host, err = overlayView(layers, filepath.Join(dir, "overlay")); err == nil {
-			err = diffErr(fixture.Diff(guest, host, "guest-saw", "host-overlayfs"))
+			err = fixture.DiffError(fixture.Diff(guest, host, "guest-saw", "host-overlayfs"))
 		}
 	}
 	t.check("host/overlayfs-reads-upper-as-guest-saw", err)
@@ -173,15 +173,4 @@ func keptHint(keep bool, dir string) string {
 		return "; log in " + filepath.Join(dir, "console.log")
 	}
 	return "; -v shows the whole console"
-}
-
-// diffErr prints differences and turns them into an error.
-func diffErr(diffs []string) error {
-	for _, d := range diffs {
-		fmt.Println("DIFF", d)
-	}
-	if len(diffs) > 0 {
-		return fmt.Errorf("%d differences (DIFF lines above)", len(diffs))
-	}
-	return nil
 }

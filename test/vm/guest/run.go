@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/union9p/union9p/test/internal/guestutil"
 	"github.com/union9p/union9p/test/vm/fixture"
 	"golang.org/x/sys/unix"
 )
@@ -57,7 +56,7 @@ func (r *runner) run() {
 		if err := os.MkdirAll(hostMount, 0o755); err != nil {
 			return err
 		}
-		return command("/bin/union9p", "guest-mount", "-o", mountOptions, hostPort, hostMount)
+		return guestutil.Command("/bin/union9p", "guest-mount", "-o", mountOptions, hostPort, hostMount)
 	})
 	if mounted {
 		r.suite("host", hostMount)
@@ -72,7 +71,7 @@ func (r *runner) run() {
 			}
 			return os.WriteFile(filepath.Join(dir, "manifest"), []byte(strings.Join(hostView, "\n")+"\n"), 0o644)
 		})
-		r.step("host", "unmount", func() error { return unmountAndWait(hostMount, "guest-relay") })
+		r.step("host", "unmount", func() error { return guestutil.UnmountAndWait(hostMount, "guest-relay") })
 	} else {
 		r.skipSuite("host", "guest-mount failed")
 	}
@@ -82,10 +81,10 @@ func (r *runner) run() {
 		if err := os.MkdirAll(hostUserMount, 0o755); err != nil {
 			return err
 		}
-		return command("/bin/union9p", "guest-mount", "-o", "cache=mmap,access=user,msize=16384", hostUserPort, hostUserMount)
+		return guestutil.Command("/bin/union9p", "guest-mount", "-o", "cache=mmap,access=user,msize=16384", hostUserPort, hostUserMount)
 	}) {
 		r.suite("hostuser", hostUserMount)
-		r.step("hostuser", "unmount", func() error { return unmountAndWait(hostUserMount, "guest-relay") })
+		r.step("hostuser", "unmount", func() error { return guestutil.UnmountAndWait(hostUserMount, "guest-relay") })
 	} else {
 		r.skipSuite("hostuser", "guest-mount failed")
 	}
@@ -125,7 +124,7 @@ func (r *runner) run() {
 	lower := l1 + ":" + l2
 	var localView, ovlView []string
 	if r.step("local", "mount-t-union9p", func() error {
-		return command("/bin/mount", "-t", "union9p", "-o",
+		return guestutil.Command("/bin/mount", "-t", "union9p", "-o",
 			"lowerdir="+lower+",upperdir="+layers+"/u9,workdir="+layers+"/w9,"+mountOptions, "local", localMount)
 	}) {
 		r.suite("local", localMount)
@@ -137,7 +136,7 @@ func (r *runner) run() {
 		r.skipSuite("local", "mount -t union9p failed")
 	}
 	if r.step("overlay", "mount-t-overlay", func() error {
-		return command("/bin/mount", "-t", "overlay", "-o",
+		return guestutil.Command("/bin/mount", "-t", "overlay", "-o",
 			"lowerdir="+lower+",upperdir="+layers+"/uo,workdir="+layers+"/wo", "overlay", ovlMount)
 	}) {
 		r.suite("overlay", ovlMount)
@@ -161,10 +160,10 @@ func (r *runner) run() {
 			if v.view == nil || ovlView == nil {
 				return errors.New("a manifest is missing")
 			}
-			return diffError(fixture.Diff(v.view, ovlView, v.suite, "overlay"))
+			return fixture.DiffError(fixture.Diff(v.view, ovlView, v.suite, "overlay"))
 		})
 	}
-	r.step("local", "unmount", func() error { return unmountAndWait(localMount, "mount-serve") })
+	r.step("local", "unmount", func() error { return guestutil.UnmountAndWait(localMount, "mount-serve") })
 	r.step("local", "mount-without-user-nobody", func() error { return mountWithoutNobody(lower) })
 	r.step("overlay", "unmount", func() error { return unix.Unmount(ovlMount, 0) })
 	r.step("guest", "lowers-unchanged", func() error {
@@ -172,7 +171,7 @@ func (r *runner) run() {
 		if err != nil {
 			return err
 		}
-		return diffError(fixture.Diff(lowersBefore, after, "before", "after"))
+		return fixture.DiffError(fixture.Diff(lowersBefore, after, "before", "after"))
 	})
 }
 
@@ -194,11 +193,11 @@ func mountWithoutNobody(lower string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := command("/bin/mount", "-t", "union9p", "-o", "lowerdir="+lower, "nonobody", dir); err != nil {
+	if err := guestutil.Command("/bin/mount", "-t", "union9p", "-o", "lowerdir="+lower, "nonobody", dir); err != nil {
 		return err
 	}
 	_, err := os.Stat(filepath.Join(dir, "read/shadow.txt"))
-	if uerr := unmountAndWait(dir, "mount-serve"); err == nil {
+	if uerr := guestutil.UnmountAndWait(dir, "mount-serve"); err == nil {
 		err = uerr
 	}
 	return err
@@ -220,61 +219,4 @@ func waitFor(path string, timeout time.Duration) error {
 func lowersOnly(o fixture.ManifestOptions) fixture.ManifestOptions {
 	o.Skip = []string{"u9", "w9", "uo", "wo"}
 	return o
-}
-
-// diffError prints each difference as a DIFF line and returns an error
-// counting them.
-func diffError(diffs []string) error {
-	for _, d := range diffs {
-		fmt.Println("DIFF", d)
-	}
-	if len(diffs) > 0 {
-		return fmt.Errorf("%d differences (DIFF lines above)", len(diffs))
-	}
-	return nil
-}
-
-// command runs a program, folding its output into the error.
-func command(name string, args ...string) error {
-	var out bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
-	}
-	return nil
-}
-
-// unmountAndWait unmounts dir and waits until no process of ours whose
-// command line has helper in it is left: the relay or the server must exit
-// by itself once the kernel drops the connection.
-func unmountAndWait(dir, helper string) error {
-	if err := unix.Unmount(dir, 0); err != nil {
-		return fmt.Errorf("umount %s: %w", dir, err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		pids := processesWith(helper)
-		if len(pids) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s still running 5s after umount (pids %v)", helper, pids)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// processesWith lists the pids whose command line contains s (zombies
-// excluded: their command line is empty).
-func processesWith(s string) []string {
-	var pids []string
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		b, err := os.ReadFile(d + "/cmdline")
-		if err == nil && bytes.Contains(b, []byte(s)) {
-			pids = append(pids, filepath.Base(d))
-		}
-	}
-	return pids
 }

@@ -8,9 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/union9p/union9p/test/bench/guest/internal/record"
+	"github.com/union9p/union9p/test/internal/guestutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +38,7 @@ func nineOptions(cfg config) string {
 func union9pSide(cfg config) *side {
 	s := &side{name: record.SideUnion9p, dir: "/mnt/" + record.SideUnion9p, helper: "guest-relay"}
 	s.doMount = func() error {
-		return command("/bin/union9p", "guest-mount", "-o", nineOptions(cfg), cfg.Port, s.dir)
+		return guestutil.Command("/bin/union9p", "guest-mount", "-o", nineOptions(cfg), cfg.Port, s.dir)
 	}
 	return s
 }
@@ -74,20 +74,7 @@ func (s *side) unmount() error {
 		return nil
 	}
 	s.mounted = false
-	if err := unix.Unmount(s.dir, 0); err != nil {
-		return fmt.Errorf("umount %s: %w", s.dir, err)
-	}
-	if s.helper == "" {
-		return nil
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(processesWith(s.helper)) > 0 {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s still running 5s after umount %s", s.helper, s.dir)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil
+	return guestutil.UnmountAndWait(s.dir, s.helper)
 }
 
 // mountInfo returns the side's line of /proc/mounts: source, type and
@@ -115,27 +102,4 @@ func countEntries(s *side, dir string) (int, error) {
 		return 0, fmt.Errorf("find %s: %w", dir, err)
 	}
 	return bytes.Count(out, []byte("\n")), nil
-}
-
-// processesWith lists the pids whose command line contains s (zombies
-// excluded: their command line is empty).
-func processesWith(s string) []string {
-	var pids []string
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		b, err := os.ReadFile(d + "/cmdline")
-		if err == nil && bytes.Contains(b, []byte(s)) {
-			pids = append(pids, filepath.Base(d))
-		}
-	}
-	return pids
-}
-
-// command runs a program, folding its output into the error.
-func command(name string, args ...string) error {
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
