@@ -36,14 +36,8 @@ func (a attacher) Attach() (p9.File, error) {
 // is uid and whose request carried gid. Squashing overrides both. A client
 // that sends no gid gets the group of the directory, as BSD semantics.
 func (s *Server) owner(uid uint32, gid p9.GID, dir *union.Node) (union.Owner, error) {
-	o := union.Owner{UID: uid, GID: uint32(gid)}
-	if s.cfg.SquashUID != nil {
-		o.UID = *s.cfg.SquashUID
-	}
-	switch {
-	case s.cfg.SquashGID != nil:
-		o.GID = *s.cfg.SquashGID
-	case !gid.Ok():
+	o := union.Owner{UID: s.squashUID(uid), GID: s.squashGID(uint32(gid))}
+	if !gid.Ok() && s.cfg.SquashGID == nil {
 		a, err := dir.Attr()
 		if err != nil {
 			return o, errno(err)
@@ -56,3 +50,19 @@ func (s *Server) owner(uid uint32, gid p9.GID, dir *union.Node) (union.Owner, er
 // squashed reports whether clients are untrusted: their ownership is
 // forced to the squash ids.
 func (s *Server) squashed() bool { return s.cfg.SquashUID != nil || s.cfg.SquashGID != nil }
+
+// squashUID and squashGID return the id an object gets when a client asks
+// for id: the squash id, for untrusted clients, else id.
+func (s *Server) squashUID(id uint32) uint32 {
+	if s.cfg.SquashUID != nil {
+		return *s.cfg.SquashUID
+	}
+	return id
+}
+
+func (s *Server) squashGID(id uint32) uint32 {
+	if s.cfg.SquashGID != nil {
+		return *s.cfg.SquashGID
+	}
+	return id
+}

@@ -21,11 +21,7 @@ func (f *file) Create(name string, flags p9.OpenFlags, perm p9.FileMode, _ p9.UI
 	if err != nil {
 		return nil, p9.QID{}, 0, err
 	}
-	mode := uint32(perm)
-	if r := f.srv.requests.current(msgTlcreate); r != nil {
-		mode = r.mode // with setuid/setgid, which the library masks off
-	}
-	n, uf, err := f.node.Create(name, hostOpenFlags(flags), mode&0o7777, o)
+	n, uf, err := f.node.Create(name, hostOpenFlags(flags), f.srv.fullMode(msgTlcreate, perm), o)
 	if err != nil {
 		return nil, p9.QID{}, 0, errno(err)
 	}
@@ -46,11 +42,7 @@ func (f *file) Mkdir(name string, perm p9.FileMode, _ p9.UID, gid p9.GID) (p9.QI
 	if err != nil {
 		return p9.QID{}, err
 	}
-	mode := uint32(perm)
-	if r := f.srv.requests.current(msgTmkdir); r != nil {
-		mode = r.mode
-	}
-	n, err := f.node.Mkdir(name, mode&0o7777, o)
+	n, err := f.node.Mkdir(name, f.srv.fullMode(msgTmkdir, perm), o)
 	if err != nil {
 		return p9.QID{}, errno(err)
 	}

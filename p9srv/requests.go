@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/hugelgupf/p9/linux"
+	"github.com/hugelgupf/p9/p9"
 )
 
 // request is what the wire tap learned from one client frame that the p9
@@ -91,4 +92,14 @@ func goroutineID() uint64 {
 		id = id*10 + uint64(c-'0')
 	}
 	return id
+}
+
+// fullMode returns the permission bits (07777) of the request of type typ
+// the calling goroutine handles: as the client sent them, setuid and setgid
+// included, which the library's masked value (masked) lacks.
+func (s *Server) fullMode(typ uint8, masked p9.FileMode) uint32 {
+	if r := s.requests.current(typ); r != nil {
+		return r.mode & 0o7777
+	}
+	return uint32(masked) & 0o7777
 }

@@ -17,23 +17,13 @@ import (
 func (f *file) SetAttr(valid p9.SetAttrMask, attr p9.SetAttr) error {
 	var sa union.SetAttr
 	if valid.Permissions {
-		sa.SetMode = true
-		sa.Mode = uint32(attr.Permissions)
-		if r := f.srv.requests.current(msgTsetattr); r != nil {
-			sa.Mode = r.mode & 0o7777
-		}
+		sa.SetMode, sa.Mode = true, f.srv.fullMode(msgTsetattr, attr.Permissions)
 	}
 	if valid.UID {
-		sa.SetUID, sa.UID = true, uint32(attr.UID)
-		if f.srv.cfg.SquashUID != nil {
-			sa.UID = *f.srv.cfg.SquashUID
-		}
+		sa.SetUID, sa.UID = true, f.srv.squashUID(uint32(attr.UID))
 	}
 	if valid.GID {
-		sa.SetGID, sa.GID = true, uint32(attr.GID)
-		if f.srv.cfg.SquashGID != nil {
-			sa.GID = *f.srv.cfg.SquashGID
-		}
+		sa.SetGID, sa.GID = true, f.srv.squashGID(uint32(attr.GID))
 	}
 	if valid.Size {
 		sa.SetSize, sa.Size = true, attr.Size
