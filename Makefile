@@ -42,9 +42,12 @@ bench-guest: build
 demo: build
 	$(GO) run ./test/vm/demo
 
-# Longer fuzzing of the 9P frame path than the seed corpus run in `unit`.
+# Longer fuzzing than the seed corpora run in `unit`: whole frames through
+# a server, and the typed request decoder alone. FUZZTIME lengthens both.
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzFrame -fuzztime 60s ./p9srv
+	$(GO) test -run '^$$' -fuzz FuzzFrame -fuzztime $(FUZZTIME) ./p9srv
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME) ./p9srv/wire
 
 clean:
 	rm -rf $(BIN) bin

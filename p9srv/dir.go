@@ -1,167 +1,226 @@
 package p9srv
 
 import (
-	"github.com/hugelgupf/p9/linux"
-	"github.com/hugelgupf/p9/p9"
+	"github.com/union9p/union9p/p9srv/wire"
 	"github.com/union9p/union9p/union"
 	"golang.org/x/sys/unix"
 )
 
-// Directory operations. The library has checked the names (no "", ".",
-// "..", '/') and that f is a directory fid not opened; it holds the
-// directory's path lock for writing (RenameAt: the global lock).
-//
-// Objects are owned by the uid of the attach this fid descends from and
-// the gid the client sent (see Server.owner). The library passes NoUID as
-// uid; it is ignored.
+// Directory operations. Names are checked by the union ("", ".", "..",
+// '/' are EINVAL, over 255 bytes ENAMETOOLONG). Objects are owned by the
+// uid of the attach the directory fid descends from and the gid the
+// client sent (see conn.owner).
 
-// Create implements p9.File.Create: a new regular file, opened.
-func (f *file) Create(name string, flags p9.OpenFlags, perm p9.FileMode, _ p9.UID, gid p9.GID) (p9.File, p9.QID, uint32, error) {
-	o, err := f.srv.owner(f.uid, gid, f.node)
+// dirFid returns fid num if it stands on a directory and is not open.
+func (c *conn) dirFid(num uint32) (*fid, error) {
+	f, err := c.fidOf(num)
 	if err != nil {
-		return nil, p9.QID{}, 0, err
+		return nil, err
 	}
-	n, uf, err := f.node.Create(name, hostOpenFlags(flags), f.srv.fullMode(msgTlcreate, perm), o)
+	if f.node == nil || f.hasXattrState() {
+		c.putFid(f)
+		return nil, unix.EINVAL
+	}
+	if !f.isDir() {
+		c.putFid(f)
+		return nil, unix.ENOTDIR
+	}
+	return f, nil
+}
+
+// mkdir answers Tmkdir; the mode keeps setuid, setgid and sticky bits.
+func (c *conn) mkdir(r *request, m *wire.TmkdirReq) error {
+	return c.makeNode(r, m.Dfid, m.GID, func(d *union.Node, o union.Owner) (*union.Node, error) {
+		return d.Mkdir(m.Name, m.Mode&0o7777, o)
+	})
+}
+
+// symlink answers Tsymlink: name -> target. The target is data for the
+// client; the server never follows it.
+func (c *conn) symlink(r *request, m *wire.TsymlinkReq) error {
+	return c.makeNode(r, m.Fid, m.GID, func(d *union.Node, o union.Owner) (*union.Node, error) {
+		return d.Symlink(m.Name, m.Target, o)
+	})
+}
+
+// mknod answers Tmknod; mode carries the type.
+//
+// A squashed (untrusted) client may not make device nodes: the server
+// never opens them, but anything on the host that reaches the upper (a
+// process, an overlayfs mount of it without nodev) would get the host
+// device the client chose.
+func (c *conn) mknod(r *request, m *wire.TmknodReq) error {
+	if typ := m.Mode & unix.S_IFMT; (typ == unix.S_IFCHR || typ == unix.S_IFBLK) && c.exp.squashed() {
+		return unix.EPERM
+	}
+	return c.makeNode(r, m.Dfid, m.GID, func(d *union.Node, o union.Owner) (*union.Node, error) {
+		return d.Mknod(m.Name, m.Mode, unix.Mkdev(m.Major, m.Minor), o)
+	})
+}
+
+// makeNode makes an object in directory fid dfid with make and answers
+// its QID.
+func (c *conn) makeNode(r *request, dfid, gid uint32, make func(*union.Node, union.Owner) (*union.Node, error)) error {
+	d, err := c.dirFid(dfid)
 	if err != nil {
-		return nil, p9.QID{}, 0, errno(err)
+		return err
 	}
+	defer c.putFid(d)
+	o, err := c.owner(d, gid, d.node)
+	if err != nil {
+		return err
+	}
+	n, err := make(d.node, o)
+	if err != nil {
+		return err
+	}
+	defer n.Release()
 	a, err := n.Attr()
 	if err != nil {
-		uf.Close()
-		n.Release()
-		return nil, p9.QID{}, 0, errno(err)
+		return err
 	}
-	nf := newFileAttr(f.srv, n, f.uid, &a)
-	nf.open.Store(uf)
-	return nf, qidOf(&a), 0, nil
+	r.out.QID(qidOf(&a))
+	return nil
 }
 
-// Mkdir implements p9.File.Mkdir.
-func (f *file) Mkdir(name string, perm p9.FileMode, _ p9.UID, gid p9.GID) (p9.QID, error) {
-	o, err := f.srv.owner(f.uid, gid, f.node)
+// link answers Tlink: name in dfid for the object of fid.
+func (c *conn) link(m *wire.TlinkReq) error {
+	d, err := c.dirFid(m.Dfid)
 	if err != nil {
-		return p9.QID{}, err
+		return err
 	}
-	n, err := f.node.Mkdir(name, f.srv.fullMode(msgTmkdir, perm), o)
+	defer c.putFid(d)
+	t, err := c.fidOf(m.Fid)
 	if err != nil {
-		return p9.QID{}, errno(err)
+		return err
 	}
-	defer n.Release()
-	return f.qidOfNode(n)
-}
-
-// Symlink implements p9.File.Symlink: newName -> target. The target is
-// data for the client; the server never follows it.
-func (f *file) Symlink(target, newName string, _ p9.UID, gid p9.GID) (p9.QID, error) {
-	o, err := f.srv.owner(f.uid, gid, f.node)
+	defer c.putFid(t)
+	if t.node == nil {
+		return unix.EINVAL
+	}
+	n, err := d.node.Link(t.node, m.Name)
 	if err != nil {
-		return p9.QID{}, err
-	}
-	n, err := f.node.Symlink(newName, target, o)
-	if err != nil {
-		return p9.QID{}, errno(err)
-	}
-	defer n.Release()
-	return f.qidOfNode(n)
-}
-
-// Mknod implements p9.File.Mknod; mode carries the type (the library does
-// not mask Tmknod's mode).
-//
-// A squashed (untrusted) client may not make device nodes: the server never
-// opens them, but anything on the host that reaches the upper (a process,
-// an overlayfs mount of it without nodev) would get the host device the
-// client chose.
-func (f *file) Mknod(name string, mode p9.FileMode, major, minor uint32, _ p9.UID, gid p9.GID) (p9.QID, error) {
-	if typ := uint32(mode) & unix.S_IFMT; (typ == unix.S_IFCHR || typ == unix.S_IFBLK) && f.srv.squashed() {
-		return p9.QID{}, linux.EPERM
-	}
-	o, err := f.srv.owner(f.uid, gid, f.node)
-	if err != nil {
-		return p9.QID{}, err
-	}
-	n, err := f.node.Mknod(name, uint32(mode), unix.Mkdev(major, minor), o)
-	if err != nil {
-		return p9.QID{}, errno(err)
-	}
-	defer n.Release()
-	return f.qidOfNode(n)
-}
-
-func (f *file) qidOfNode(n *union.Node) (p9.QID, error) {
-	a, err := n.Attr()
-	if err != nil {
-		return p9.QID{}, errno(err)
-	}
-	return qidOf(&a), nil
-}
-
-// Link implements p9.File.Link: newName in f for the object of target.
-func (f *file) Link(target p9.File, newName string) error {
-	t, ok := target.(*file)
-	if !ok {
-		return linux.EINVAL
-	}
-	n, err := f.node.Link(t.node, newName)
-	if err != nil {
-		return errno(err)
+		return err
 	}
 	n.Release()
 	return nil
 }
 
-// RenameAt implements p9.File.RenameAt.
-func (f *file) RenameAt(oldName string, newDir p9.File, newName string) error {
-	d, ok := newDir.(*file)
-	if !ok {
-		return linux.EINVAL
+// renameat answers Trenameat. Fids standing on the renamed name, on any
+// connection of the union, follow it (names.renamed).
+func (c *conn) renameat(m *wire.TrenameatReq) error {
+	od, err := c.dirFid(m.OldDir)
+	if err != nil {
+		return err
 	}
-	return errno(f.node.Rename(oldName, d.node, newName))
+	defer c.putFid(od)
+	nd, err := c.dirFid(m.NewDir)
+	if err != nil {
+		return err
+	}
+	defer c.putFid(nd)
+	return c.renameNodes(od.node, od.ent, m.OldName, nd, m.NewName)
 }
 
-// UnlinkAt implements p9.File.UnlinkAt; flags is 0 or AT_REMOVEDIR.
-func (f *file) UnlinkAt(name string, flags uint32) error {
-	return errno(f.node.Unlink(name, flags&unix.AT_REMOVEDIR != 0))
+func (c *conn) renameNodes(oldDir *union.Node, oldEnt *nameEntry, oldName string, nd *fid, newName string) error {
+	st := c.st
+	st.nsMu.Lock()
+	defer st.nsMu.Unlock()
+	if err := oldDir.Rename(oldName, nd.node, newName); err != nil {
+		return err
+	}
+	st.names.renamed(oldEnt, oldName, nd.ent, newName, nd.node)
+	return nil
 }
 
-// direntFixedSize is the encoded size of a p9.Dirent without its name:
-// qid[13] offset[8] type[1] name-length[2].
-const direntFixedSize = 24
+// rename answers Trename: the object of fid moves to name in dfid.
+func (c *conn) rename(m *wire.TrenameReq) error {
+	f, err := c.fidOf(m.Fid)
+	if err != nil {
+		return err
+	}
+	defer c.putFid(f)
+	nd, err := c.dirFid(m.Dfid)
+	if err != nil {
+		return err
+	}
+	defer c.putFid(nd)
+	if f.node == nil || f.ent == nil || f.ent.parent == nil {
+		return unix.EINVAL
+	}
+	c.st.nsMu.RLock()
+	parent, name := f.ent.parent, f.ent.name
+	c.st.nsMu.RUnlock()
+	dir := c.st.names.anyNode(parent)
+	if dir == nil {
+		return unix.ENOENT
+	}
+	defer dir.Release()
+	return c.renameNodes(dir, parent, name, nd, m.Name)
+}
 
-// Readdir implements p9.File.Readdir. offset is 0 or the Offset of the last
-// entry the client got; count is a size in bytes, and only entries that
-// fit are returned (the library would drop the rest). Type carries the
-// entry's DT_* value, which Linux uses as d_type.
-func (f *file) Readdir(offset uint64, count uint32) (p9.Dirents, error) {
+// unlinkat answers Tunlinkat; flags is 0 or AT_REMOVEDIR.
+func (c *conn) unlinkat(m *wire.TunlinkatReq) error {
+	d, err := c.dirFid(m.Dfid)
+	if err != nil {
+		return err
+	}
+	defer c.putFid(d)
+	if err := d.node.Unlink(m.Name, m.Flags&unix.AT_REMOVEDIR != 0); err != nil {
+		return err
+	}
+	c.st.names.removed(d.ent, m.Name)
+	return nil
+}
+
+// readdir answers Treaddir. offset is 0 or the Offset of the last entry
+// the client got; count is a size in bytes, and only entries that fit are
+// returned. Type carries the entry's DT_* value, which Linux uses as
+// d_type.
+func (c *conn) readdir(r *request, m *wire.TreaddirReq) error {
+	f, err := c.fidOf(m.Fid)
+	if err != nil {
+		return err
+	}
+	defer c.putFid(f)
 	uf := f.open.Load()
 	if uf == nil {
-		return nil, linux.EBADF
+		return unix.EBADF
 	}
-	count = min(count, f.srv.maxMsize)
-	max := max(int(count)/(direntFixedSize+1), 1)
-	ents, err := uf.ReadDir(offset, max)
+	const rreaddirHeader = wire.HeaderSize + 4
+	count := min(int(m.Count), int(c.msizeNow())-rreaddirHeader)
+	most := max(count/(wire.DirentFixedSize+1), 1)
+	ents, err := uf.ReadDir(m.Offset, most)
 	if err != nil {
-		return nil, errno(err)
+		return err
 	}
-	out := make(p9.Dirents, 0, len(ents))
+	buf := c.replaceResponse(r, rreaddirHeader+max(count, 0))
+	r.out.Reset(wire.StartFrame(buf, wire.Rreaddir, r.tag))
+	r.out.U32(0) // count, filled in below
 	used := 0
-	for _, e := range ents {
-		size := direntFixedSize + len(e.Name)
-		if used+size > int(count) {
+	for i := range ents {
+		e := &ents[i]
+		size := wire.DirentFixedSize + len(e.Name)
+		if used+size > count {
+			if used == 0 {
+				return unix.EINVAL // not even one entry fits, as getdents(2)
+			}
 			break
 		}
 		used += size
-		q := p9.QID{Path: e.ID}
+		q := wire.QID{Path: e.ID}
 		switch e.Type {
 		case unix.DT_DIR:
-			q.Type = p9.TypeDir
+			q.Type = wire.QIDTypeDir
 		case unix.DT_LNK:
-			q.Type = p9.TypeSymlink
+			q.Type = wire.QIDTypeSymlink
 		}
-		out = append(out, p9.Dirent{QID: q, Offset: e.Cookie, Type: p9.QIDType(e.Type), Name: e.Name})
+		r.out.Dirent(&wire.Dirent{QID: q, Offset: e.Cookie, Type: e.Type, Name: e.Name})
 	}
-	if len(out) == 0 && len(ents) > 0 {
-		return nil, linux.EINVAL // not even one entry fits, as getdents(2)
-	}
-	return out, nil
+	out := r.out.Bytes()
+	out[wire.HeaderSize] = byte(used)
+	out[wire.HeaderSize+1] = byte(used >> 8)
+	out[wire.HeaderSize+2] = byte(used >> 16)
+	out[wire.HeaderSize+3] = byte(used >> 24)
+	return nil
 }

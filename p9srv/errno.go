@@ -2,36 +2,30 @@ package p9srv
 
 import (
 	"errors"
-	"io"
 
-	"github.com/hugelgupf/p9/linux"
 	"golang.org/x/sys/unix"
 )
 
-// errno converts an error from package union into what the p9 library
-// sends unchanged: a linux.Errno. The library would remap a wrapped
-// syscall.Errno (EPERM becomes EACCES, ENOTEMPTY becomes EEXIST), so every
-// error leaving a File goes through here. io.EOF passes through for reads;
-// anything without an errno becomes EIO.
-func errno(err error) error {
-	if err == nil || err == io.EOF {
-		return err
-	}
-	var le linux.Errno
-	if errors.As(err, &le) {
-		return le
-	}
-	var ue unix.Errno
-	if errors.As(err, &ue) {
-		return linux.Errno(ue)
-	}
-	return linux.EIO
-}
+// Errors leave as Linux errno values: the union's errno where it gave one
+// (its errors wrap unix.Errno), EIO for anything without one.
+const (
+	errnoEIO    = unix.EIO
+	errnoEINVAL = unix.EINVAL
+	errnoENOSYS = unix.ENOSYS
+)
 
-// errnoValue is errno for callers that need the number.
-func errnoValue(err error) linux.Errno {
-	if e, ok := errno(err).(linux.Errno); ok {
+// errnoOf returns the errno a client gets for err.
+func errnoOf(err error) unix.Errno {
+	var e unix.Errno
+	if errors.As(err, &e) && e != 0 {
 		return e
 	}
-	return linux.EIO
+	return unix.EIO
+}
+
+// isResourceErrno reports host errors that mean "out of descriptors or
+// memory": the request fails with them, the server goes on, and the log
+// says so once in a while.
+func isResourceErrno(e unix.Errno) bool {
+	return e == unix.EMFILE || e == unix.ENFILE || e == unix.ENOMEM
 }

@@ -28,6 +28,7 @@ type serverOptions struct {
 	readOnly             bool
 	squashUID, squashGID *uint32
 	maxMsize             uint32
+	maxFids              int
 }
 
 func startServer(t *testing.T, o serverOptions) *testServer {
@@ -52,7 +53,7 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	ts.lowerBefore = snapshot(t, ts.lower)
 	u, err := union.Open(opts)
 	must(t, err)
-	ts.srv, err = New(Config{Union: u, SquashUID: o.squashUID, SquashGID: o.squashGID, MaxMsize: o.maxMsize})
+	ts.srv, err = New(Config{Union: u, SquashUID: o.squashUID, SquashGID: o.squashGID, MaxMsize: o.maxMsize, MaxFids: o.maxFids})
 	must(t, err)
 	ln, err := Listen("unix:" + ts.sock)
 	must(t, err)

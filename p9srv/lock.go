@@ -3,93 +3,86 @@ package p9srv
 import (
 	"math"
 
-	"github.com/hugelgupf/p9/linux"
-	"github.com/hugelgupf/p9/p9"
+	"github.com/union9p/union9p/p9srv/wire"
+	"golang.org/x/sys/unix"
 )
 
-// POSIX record locks: Tlock and Tgetlock are answered from the server's
-// lock table (locktable.go). The server never waits for a lock: a request
-// that conflicts gets LockStatusBlocked, which Linux turns into EAGAIN for
-// F_SETLK and retries for F_SETLKW.
+// POSIX record locks: Tlock and Tgetlock are answered from the lock table
+// of the union (locktable.go). The server never waits for a lock: a
+// request that conflicts gets LockBlocked, which Linux turns into EAGAIN
+// for F_SETLK and retries for F_SETLKW.
 
-// lockQuery is a Tgetlock as the tap decoded it, and its answer.
-type lockQuery struct {
-	typ           uint8
-	start, length uint64
-	procID        uint32
-	client        string
-
-	answered bool
-	result   struct {
-		typ           uint8
-		start, length uint64
-		procID        uint32
+// lock answers Tlock. The owner is the connection, the client's name and
+// its pid.
+func (c *conn) lock(r *request, m *wire.TlockReq) error {
+	f, err := c.fidOf(m.Fid)
+	if err != nil {
+		return err
 	}
-}
-
-// Lock implements p9.File.Lock, and Tgetlock, which the tap delivers as a
-// Tlock (see wiretap.go).
-func (f *file) Lock(pid int, typ p9.LockType, flags p9.LockFlags, start, length uint64, client string) (p9.LockStatus, error) {
+	defer c.putFid(f)
 	if f.open.Load() == nil {
-		return p9.LockStatusError, linux.EBADF
+		return unix.EBADF
 	}
-	if r := f.srv.requests.current(msgTgetlock); r != nil {
-		f.getLock(r.conn, r.getlock)
-		return p9.LockStatusOK, nil
+	if err := checkLock(m.Type, m.Start, m.Length); err != nil {
+		return err
 	}
-	var conn uint64
-	if r := f.srv.requests.current(msgTlock); r != nil {
-		conn = r.conn
+	locks := &c.st.locks
+	owner := lockOwner{conn: c.id, client: m.ClientID, pid: m.ProcID}
+	end := lockEnd(m.Start, m.Length)
+	status := wire.LockSuccess
+	switch {
+	case m.Type == wire.LockUnlock:
+		locks.unlock(f.id, owner, m.Start, end)
+	case !locks.set(f.id, owner, f, m.Type == wire.LockWrite, m.Start, end):
+		status = wire.LockBlocked
 	}
-	if err := checkLock(typ, start, length); err != nil {
-		return p9.LockStatusError, err
-	}
-	owner := lockOwner{conn: conn, client: client, pid: uint32(pid)}
-	end := lockEnd(start, length)
-	if typ == p9.Unlock {
-		f.srv.locks.unlock(f.id, owner, start, end)
-		return p9.LockStatusOK, nil
-	}
-	if !f.srv.locks.set(f.id, owner, f, typ == p9.WriteLock, start, end) {
-		return p9.LockStatusBlocked, nil
-	}
-	return p9.LockStatusOK, nil
+	r.out.U8(status)
+	return nil
 }
 
-// getLock answers q with the first lock of another owner that would
+// getlock answers Tgetlock with the first lock of another owner that would
 // conflict, or with type Unlock. Linux sends the query with type Unlock
 // when it holds no conflicting lock itself; that asks, as F_GETLK with a
 // write lock would, whether anyone else holds any lock there.
-func (f *file) getLock(conn uint64, q *lockQuery) {
-	owner := lockOwner{conn: conn, client: q.client, pid: q.procID}
-	write := q.typ != uint8(p9.ReadLock)
-	q.answered = true
-	l, busy := f.srv.locks.conflict(f.id, owner, write, q.start, lockEnd(q.start, q.length))
+func (c *conn) getlock(r *request, m *wire.TgetlockReq) error {
+	f, err := c.fidOf(m.Fid)
+	if err != nil {
+		return err
+	}
+	defer c.putFid(f)
+	if f.open.Load() == nil {
+		return unix.EBADF
+	}
+	owner := lockOwner{conn: c.id, client: m.ClientID, pid: m.ProcID}
+	write := m.Type != wire.LockRead
+	res := wire.Lock{ClientID: m.ClientID}
+	l, busy := c.st.locks.conflict(f.id, owner, write, m.Start, lockEnd(m.Start, m.Length))
 	if !busy {
-		q.result.typ = uint8(p9.Unlock)
-		q.result.start, q.result.length = q.start, q.length
-		return
+		res.Type, res.Start, res.Length = wire.LockUnlock, m.Start, m.Length
+	} else {
+		res.Type = wire.LockRead
+		if l.write {
+			res.Type = wire.LockWrite
+		}
+		res.Start = l.start
+		if l.end != math.MaxUint64 {
+			res.Length = l.end - l.start
+		}
+		res.ProcID = l.owner.pid
 	}
-	q.result.typ = uint8(p9.ReadLock)
-	if l.write {
-		q.result.typ = uint8(p9.WriteLock)
-	}
-	q.result.start = l.start
-	if l.end != math.MaxUint64 {
-		q.result.length = l.end - l.start
-	}
-	q.result.procID = l.owner.pid
+	r.out.Getlock(&res)
+	return nil
 }
 
 // checkLock refuses lock types and ranges fcntl would refuse.
-func checkLock(typ p9.LockType, start, length uint64) error {
+func checkLock(typ uint8, start, length uint64) error {
 	switch typ {
-	case p9.ReadLock, p9.WriteLock, p9.Unlock:
+	case wire.LockRead, wire.LockWrite, wire.LockUnlock:
 	default:
-		return linux.EINVAL
+		return unix.EINVAL
 	}
 	if start > math.MaxInt64 || length > math.MaxInt64 || start+length > math.MaxInt64 {
-		return linux.EINVAL
+		return unix.EINVAL
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ type heldLock struct {
 	owner      lockOwner
 	write      bool
 	start, end uint64
-	via        *file // the fid it was taken through
+	via        *fid // the fid it was taken through
 }
 
 func lockEnd(start, length uint64) uint64 {
@@ -64,7 +64,7 @@ func (t *lockTable) conflictLocked(id uint64, o lockOwner, write bool, start, en
 
 // set takes a read or write lock for o over [start, end) unless another
 // owner's lock conflicts; it reports whether it did.
-func (t *lockTable) set(id uint64, o lockOwner, via *file, write bool, start, end uint64) bool {
+func (t *lockTable) set(id uint64, o lockOwner, via *fid, write bool, start, end uint64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, busy := t.conflictLocked(id, o, write, start, end); busy {
@@ -112,7 +112,7 @@ func (t *lockTable) unlockLocked(id uint64, o lockOwner, start, end uint64) {
 }
 
 // dropFid releases every lock taken through f.
-func (t *lockTable) dropFid(id uint64, f *file) {
+func (t *lockTable) dropFid(id uint64, f *fid) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.locks[id]

@@ -1,9 +1,6 @@
 package p9srv
 
-import (
-	"github.com/hugelgupf/p9/p9"
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // Open flags as they travel in Tlopen and Tlcreate (P9_DOTL_* in Linux's
 // include/net/9p/9p.h). They equal the x86 O_* values, not necessarily the
@@ -33,8 +30,7 @@ const (
 // O_CLOEXEC, FASYNC and O_LARGEFILE, which mean nothing for the server's
 // own descriptors (only regular files and directories are opened, never
 // followed).
-func hostOpenFlags(f p9.OpenFlags) int {
-	v := uint32(f)
+func hostOpenFlags(v uint32) int {
 	flags := int(v & dotlAccessMask)
 	for _, m := range []struct {
 		dotl uint32

@@ -7,17 +7,26 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/hugelgupf/p9/p9"
 	"github.com/union9p/union9p/union"
 )
 
 // DefaultMaxMsize is the largest message size granted when Config.MaxMsize
-// is 0: 4 MiB, the p9 library's limit.
+// is 0: 4 MiB.
 const DefaultMaxMsize = 4 << 20
+
+// DefaultMaxFids is the number of fids one connection may hold when
+// Config.MaxFids is 0. Each fid holds host descriptors; Linux holds about
+// one per cached dentry and open file.
+const DefaultMaxFids = 1 << 16
+
+// DefaultHandlers is how many requests of one connection are handled at
+// once when Config.Handlers is 0.
+const DefaultHandlers = 16
 
 // minMsize is the smallest MaxMsize accepted: room for a few directory
 // entries and path names.
@@ -25,13 +34,19 @@ const minMsize = 4096
 
 // Config describes a Server.
 type Config struct {
-	// Union is served. The caller keeps it open for the server's life.
-	Union *union.Union
+	// Union, SquashUID and SquashGID are the Export of ServeConn and
+	// Serve. Union may be nil when every connection is served with
+	// ServeConnExport or ServeExport.
+	Union                *union.Union
+	SquashUID, SquashGID *uint32
 	// MaxMsize caps the msize a client may negotiate (0: DefaultMaxMsize).
 	MaxMsize uint32
-	// SquashUID and SquashGID, when set, own everything clients create or
-	// chown, whatever the client asks (for untrusted guests).
-	SquashUID, SquashGID *uint32
+	// MaxFids caps the fids of one connection (0: DefaultMaxFids).
+	MaxFids int
+	// Handlers caps the requests of one connection handled at once (0:
+	// DefaultHandlers). A connection with that many requests in hand is
+	// not read further until one is answered.
+	Handlers int
 	// Logger receives errors and, with Trace, one line per 9P message.
 	// Nil discards.
 	Logger *slog.Logger
@@ -39,22 +54,26 @@ type Config struct {
 	Trace bool
 }
 
-// Server serves one union over any number of connections, which all see
-// the same tree through one p9.Server. Its methods are safe for concurrent
-// use.
+// Server serves unions over any number of connections. Connections of the
+// same union see each other's changes, renames included. Its methods are
+// safe for concurrent use.
 type Server struct {
 	cfg      Config
 	maxMsize uint32
+	maxFids  int
+	handlers int
 	log      *slog.Logger
-	p9       *p9.Server
-	requests requestTable
-	locks    lockTable
+	bufs     bufPool
+	watch    watchdog
+	// lastExhaustion is when noteExhaustion last logged (unix ns).
+	lastExhaustion atomic.Int64
 
 	mu        sync.Mutex
 	closing   bool
-	conns     map[*tap]struct{}
+	conns     map[*conn]struct{}
 	listeners map[net.Listener]struct{}
-	active    sync.WaitGroup // ServeConn calls; Add only under mu while !closing
+	unions    map[*union.Union]*unionState
+	active    sync.WaitGroup // connections; Add only under mu while !closing
 }
 
 // ErrServerClosed is returned by ServeConn and Serve after Shutdown.
@@ -62,63 +81,113 @@ var ErrServerClosed = errors.New("p9srv: server closed")
 
 // New returns a server for cfg.
 func New(cfg Config) (*Server, error) {
-	if cfg.Union == nil {
-		return nil, errors.New("p9srv: no union")
-	}
-	s := &Server{cfg: cfg, maxMsize: cfg.MaxMsize, log: cfg.Logger,
-		conns: make(map[*tap]struct{}), listeners: make(map[net.Listener]struct{})}
+	s := &Server{cfg: cfg, maxMsize: cfg.MaxMsize, maxFids: cfg.MaxFids, handlers: cfg.Handlers, log: cfg.Logger,
+		conns: make(map[*conn]struct{}), listeners: make(map[net.Listener]struct{}),
+		unions: make(map[*union.Union]*unionState)}
 	if s.maxMsize == 0 {
 		s.maxMsize = DefaultMaxMsize
 	}
 	if s.maxMsize < minMsize || s.maxMsize > DefaultMaxMsize {
 		return nil, fmt.Errorf("p9srv: msize %d out of range [%d, %d]", s.maxMsize, minMsize, DefaultMaxMsize)
 	}
+	if s.maxFids <= 0 {
+		s.maxFids = DefaultMaxFids
+	}
+	if s.handlers <= 0 {
+		s.handlers = DefaultHandlers
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.p9 = p9.NewServer(attacher{s}, p9.WithServerLogger(libraryLogger{s.log}))
+	s.watch.srv = s
 	return s, nil
 }
 
-// ServeConn serves one client connection (a socket, a socketpair end,
-// stdin/stdout, a virtio-serial port) and blocks until it ends: the client
-// closed it, sent a frame that cannot be parsed, or Shutdown stopped it.
-// It closes rw. The error is nil for an orderly end.
+func (s *Server) defaultExport() (Export, error) {
+	if s.cfg.Union == nil {
+		return Export{}, errors.New("p9srv: no union configured for this connection")
+	}
+	return Export{Union: s.cfg.Union, SquashUID: s.cfg.SquashUID, SquashGID: s.cfg.SquashGID}, nil
+}
+
+// ServeConn serves one client connection with the Config's export; see
+// ServeConnExport.
 func (s *Server) ServeConn(rw io.ReadWriteCloser) error {
-	t := newTap(s, rw)
+	x, err := s.defaultExport()
+	if err != nil {
+		rw.Close()
+		return err
+	}
+	return s.ServeConnExport(rw, x)
+}
+
+var connCounter atomic.Uint64
+
+// ServeConnExport serves export x over one client connection (a socket, a
+// socketpair end, stdin/stdout, a virtio-serial port) and blocks until it
+// ends: the client closed it, sent a frame that cannot be parsed, or
+// Shutdown stopped it. It closes rw. The error is nil for an orderly end.
+func (s *Server) ServeConnExport(rw io.ReadWriteCloser, x Export) error {
+	if x.Union == nil {
+		rw.Close()
+		return errors.New("p9srv: no union")
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		rw.Close()
 		return ErrServerClosed
 	}
-	s.conns[t] = struct{}{}
 	s.active.Add(1)
 	s.mu.Unlock()
+	st := s.stateFor(x.Union)
+	c := newConn(s, rw, x, st)
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		c.stopReading()
+	}
 	defer func() {
 		s.mu.Lock()
-		delete(s.conns, t)
+		delete(s.conns, c)
 		s.mu.Unlock()
+		s.dropState(st)
 		s.active.Done()
 	}()
 
-	s.log.Debug("connection opened", "conn", t.id)
-	s.p9.Handle(t, t) // returns after the last in-flight request is answered
-	t.Close()
-	err := t.err()
+	s.log.Debug("connection opened", "conn", c.id)
+	err := c.serve()
 	if err != nil {
-		s.log.Info("connection dropped", "conn", t.id, "err", err)
+		s.log.Info("connection dropped", "conn", c.id, "err", err)
 	} else {
-		s.log.Debug("connection closed", "conn", t.id)
+		s.log.Debug("connection closed", "conn", c.id)
 	}
 	return err
 }
 
-// Serve accepts connections on ln and serves each in its own goroutine
-// until ln fails, ctx is done or Shutdown is called; it then closes ln and
-// returns (nil for ctx or Shutdown). Connections already accepted go on
-// until Shutdown.
+// Serve accepts connections on ln and serves the Config's export; see
+// ServeExport.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	x, err := s.defaultExport()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	return s.ServeExport(ctx, ln, x)
+}
+
+// ServeExport accepts connections on ln and serves x on each in its own
+// goroutine until ln fails, ctx is done or Shutdown is called; it then
+// closes ln and returns (nil for ctx or Shutdown). Connections already
+// accepted go on until Shutdown. Running out of descriptors (EMFILE,
+// ENFILE) or memory while accepting is waited out, not fatal.
+func (s *Server) ServeExport(ctx context.Context, ln net.Listener, x Export) error {
+	if x.Union == nil {
+		ln.Close()
+		return errors.New("p9srv: no union")
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -136,41 +205,52 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 
-	backoff := 5 * time.Millisecond
+	const minBackoff = 5 * time.Millisecond
+	backoff := minBackoff
 	for {
-		conn, err := ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || s.isClosing() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAcceptError(err) {
+			if isTemporaryAcceptError(err) {
 				// Out of descriptors and the like: wait, do not spin.
-				s.log.Warn("accept", "err", err)
+				s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "err", err, "wait", backoff)
 				time.Sleep(backoff)
 				backoff = min(2*backoff, time.Second)
 				continue
 			}
 			return err
 		}
-		backoff = 5 * time.Millisecond
-		s.sizeSendBuffer(conn)
-		go s.ServeConn(conn)
+		backoff = minBackoff
+		s.sizeSendBuffer(nc)
+		go s.ServeConnExport(nc, x)
 	}
 }
 
 // sizeSendBuffer lets a unix socket take two of the largest responses at
 // once: with the default buffer a 1 MiB Rread leaves in many pieces, each
 // a wake-up on both sides. TCP sizes its buffers itself.
-func (s *Server) sizeSendBuffer(conn net.Conn) {
-	if uc, ok := conn.(*net.UnixConn); ok {
+func (s *Server) sizeSendBuffer(nc net.Conn) {
+	if uc, ok := nc.(*net.UnixConn); ok {
 		uc.SetWriteBuffer(2 * int(s.maxMsize))
 	}
 }
 
+// isTemporaryAcceptError reports errors after which accepting again later
+// may work: resource exhaustion and connections that died in the queue.
 func isTemporaryAcceptError(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "too many open files") || strings.Contains(msg, "connection aborted")
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.ENOBUFS,
+		syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) isClosing() bool {
@@ -189,14 +269,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	conns := make([]*tap, 0, len(s.conns))
-	for t := range s.conns {
-		conns = append(conns, t)
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
 	}
 	s.mu.Unlock()
 
-	for _, t := range conns {
-		t.stopReading()
+	for _, c := range conns {
+		c.stopReading()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -207,28 +287,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		for _, t := range conns {
-			t.Close()
+		for _, c := range conns {
+			c.closeConn()
 		}
 		<-done
 		return ctx.Err()
 	}
 }
-
-// libraryLogger passes the p9 library's messages (handler panics,
-// connection errors) to slog at Debug level, dropping its per-message
-// lines, which Config.Trace replaces.
-type libraryLogger struct{ log *slog.Logger }
-
-func (l libraryLogger) Printf(format string, v ...interface{}) {
-	if strings.HasPrefix(format, "recv ") || strings.HasPrefix(format, "send ") {
-		return
-	}
-	if strings.HasPrefix(format, "panic") {
-		l.log.Error("p9 library: " + fmt.Sprintf(format, v...))
-		return
-	}
-	l.log.Debug("p9 library: " + fmt.Sprintf(format, v...))
-}
-
-func (l libraryLogger) Print(v ...interface{}) { l.log.Debug("p9 library: " + fmt.Sprint(v...)) }

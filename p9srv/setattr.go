@@ -1,39 +1,47 @@
 package p9srv
 
 import (
-	"github.com/hugelgupf/p9/p9"
+	"github.com/union9p/union9p/p9srv/wire"
 	"github.com/union9p/union9p/union"
 	"golang.org/x/sys/unix"
 )
 
-// SetAttr implements p9.File.SetAttr.
+// setattr answers Tsetattr.
 //
-// The mode comes from the wire tap's request, because the library masks it
-// with 01777 and would drop setuid and setgid. Times follow utimensat: a
-// time with its "set" bit is given; without it, "now" (UTIME_NOW); a time
-// not named is left alone (UTIME_OMIT). The ctime bit needs no action: any
-// change updates ctime on the host. Squashing replaces the owner a client
-// asks for.
-func (f *file) SetAttr(valid p9.SetAttrMask, attr p9.SetAttr) error {
+// The mode keeps setuid, setgid and sticky bits as the client sent them.
+// Times follow utimensat: a time with its "set" bit is given; without it,
+// "now" (UTIME_NOW); a time not named is left alone (UTIME_OMIT). The
+// ctime bit needs no action: any change updates ctime on the host.
+// Squashing replaces the owner a client asks for.
+func (c *conn) setattr(m *wire.TsetattrReq) error {
+	f, err := c.fidOf(m.Fid)
+	if err != nil {
+		return err
+	}
+	defer c.putFid(f)
+	if f.node == nil {
+		return unix.EINVAL
+	}
+	v := m.Valid
 	var sa union.SetAttr
-	if valid.Permissions {
-		sa.SetMode, sa.Mode = true, f.srv.fullMode(msgTsetattr, attr.Permissions)
+	if v&wire.SetattrMode != 0 {
+		sa.SetMode, sa.Mode = true, m.Mode&0o7777
 	}
-	if valid.UID {
-		sa.SetUID, sa.UID = true, f.srv.squashUID(uint32(attr.UID))
+	if v&wire.SetattrUID != 0 {
+		sa.SetUID, sa.UID = true, c.exp.squashUID(m.UID)
 	}
-	if valid.GID {
-		sa.SetGID, sa.GID = true, f.srv.squashGID(uint32(attr.GID))
+	if v&wire.SetattrGID != 0 {
+		sa.SetGID, sa.GID = true, c.exp.squashGID(m.GID)
 	}
-	if valid.Size {
-		sa.SetSize, sa.Size = true, attr.Size
+	if v&wire.SetattrSize != 0 {
+		sa.SetSize, sa.Size = true, m.Size
 	}
-	sa.Atime, sa.AtimeAt = timeSet(valid.ATime, valid.ATimeNotSystemTime, attr.ATimeSeconds, attr.ATimeNanoSeconds)
-	sa.Mtime, sa.MtimeAt = timeSet(valid.MTime, valid.MTimeNotSystemTime, attr.MTimeSeconds, attr.MTimeNanoSeconds)
+	sa.Atime, sa.AtimeAt = timeSet(v&wire.SetattrAtime != 0, v&wire.SetattrAtimeSet != 0, m.AtimeSec, m.AtimeNsec)
+	sa.Mtime, sa.MtimeAt = timeSet(v&wire.SetattrMtime != 0, v&wire.SetattrMtimeSet != 0, m.MtimeSec, m.MtimeNsec)
 	if !sa.SetMode && !sa.SetUID && !sa.SetGID && !sa.SetSize && sa.Atime == union.TimeOmit && sa.Mtime == union.TimeOmit {
 		return nil
 	}
-	return errno(f.node.SetAttr(sa))
+	return f.node.SetAttr(sa)
 }
 
 func timeSet(named, given bool, sec, nsec uint64) (union.TimeSet, unix.Timespec) {

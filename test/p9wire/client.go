@@ -3,6 +3,7 @@ package p9wire
 import (
 	"errors"
 	"fmt"
+	"github.com/union9p/union9p/p9srv/wire"
 	"io"
 	"net"
 	"sync"
@@ -11,7 +12,7 @@ import (
 )
 
 // Version is the protocol version the Linux kernel asks for.
-const Version = "9P2000.L"
+const Version = wire.Version
 
 // ErrClosed is returned for requests on a client whose connection ended.
 var ErrClosed = errors.New("p9wire: connection closed")

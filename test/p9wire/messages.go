@@ -1,117 +1,74 @@
 package p9wire
 
-import "fmt"
+import (
+	"fmt"
 
-// QID identifies a file on the server.
-type QID struct {
-	Type    uint8
-	Version uint32
-	Path    uint64
-}
+	"github.com/union9p/union9p/p9srv/wire"
+)
+
+// The protocol's records, as package wire defines them.
+type (
+	QID     = wire.QID
+	Attr    = wire.Attr
+	SetAttr = wire.SetAttr
+	Dirent  = wire.Dirent
+	StatFS  = wire.StatFS
+	Lock    = wire.Lock
+)
 
 // Getattr request masks.
 const (
-	GetattrBasic uint64 = 0x000007ff // mode..blocks, as the kernel asks
-	GetattrAll   uint64 = 0x00003fff
+	GetattrBasic = wire.GetattrBasic
+	GetattrAll   = wire.GetattrAll
 )
-
-// Attr is an Rgetattr body.
-type Attr struct {
-	Valid               uint64
-	QID                 QID
-	Mode, UID, GID      uint32
-	Nlink, Rdev, Size   uint64
-	Blksize, Blocks     uint64
-	AtimeSec, AtimeNsec uint64
-	MtimeSec, MtimeNsec uint64
-	CtimeSec, CtimeNsec uint64
-	BtimeSec, BtimeNsec uint64
-	Gen, DataVersion    uint64
-}
 
 // Setattr valid bits (P9_ATTR_*).
 const (
-	SetattrMode     uint32 = 0x001
-	SetattrUID      uint32 = 0x002
-	SetattrGID      uint32 = 0x004
-	SetattrSize     uint32 = 0x008
-	SetattrAtime    uint32 = 0x010
-	SetattrMtime    uint32 = 0x020
-	SetattrCtime    uint32 = 0x040
-	SetattrAtimeSet uint32 = 0x080 // time given; without it the server uses "now"
-	SetattrMtimeSet uint32 = 0x100
+	SetattrMode     = wire.SetattrMode
+	SetattrUID      = wire.SetattrUID
+	SetattrGID      = wire.SetattrGID
+	SetattrSize     = wire.SetattrSize
+	SetattrAtime    = wire.SetattrAtime
+	SetattrMtime    = wire.SetattrMtime
+	SetattrCtime    = wire.SetattrCtime
+	SetattrAtimeSet = wire.SetattrAtimeSet
+	SetattrMtimeSet = wire.SetattrMtimeSet
 )
-
-// SetAttr is a Tsetattr body (without the fid).
-type SetAttr struct {
-	Valid               uint32
-	Mode, UID, GID      uint32
-	Size                uint64
-	AtimeSec, AtimeNsec uint64
-	MtimeSec, MtimeNsec uint64
-}
-
-// Dirent is one Rreaddir entry. Type is the d_type (DT_*) value.
-type Dirent struct {
-	QID    QID
-	Offset uint64
-	Type   uint8
-	Name   string
-}
-
-// StatFS is an Rstatfs body.
-type StatFS struct {
-	Type, Bsize           uint32
-	Blocks, Bfree, Bavail uint64
-	Files, Ffree, Fsid    uint64
-	Namelen               uint32
-}
 
 // Lock types and flags of Tlock/Tgetlock, and Rlock statuses.
 const (
-	LockRead   uint8 = 0
-	LockWrite  uint8 = 1
-	LockUnlock uint8 = 2
-
-	LockFlagBlock uint32 = 1
-
-	LockSuccess uint8 = 0
-	LockBlocked uint8 = 1
-	LockError   uint8 = 2
-	LockGrace   uint8 = 3
+	LockRead      = wire.LockRead
+	LockWrite     = wire.LockWrite
+	LockUnlock    = wire.LockUnlock
+	LockFlagBlock = wire.LockFlagBlock
+	LockSuccess   = wire.LockSuccess
+	LockBlocked   = wire.LockBlocked
+	LockError     = wire.LockError
+	LockGrace     = wire.LockGrace
 )
-
-// Lock is the body of Tlock and (without Flags) Tgetlock/Rgetlock.
-type Lock struct {
-	Type          uint8
-	Flags         uint32
-	Start, Length uint64
-	ProcID        uint32
-	ClientID      string
-}
 
 // Open flags as the kernel sends them (P9_DOTL_*).
 const (
-	ORdonly    uint32 = 00000000
-	OWronly    uint32 = 00000001
-	ORdwr      uint32 = 00000002
-	OCreate    uint32 = 00000100
-	OExcl      uint32 = 00000200
-	OTrunc     uint32 = 00001000
-	OAppend    uint32 = 00002000
-	ONonblock  uint32 = 00004000
-	ODsync     uint32 = 00010000
-	ODirect    uint32 = 00040000
-	OLargefile uint32 = 00100000
-	ODirectory uint32 = 00200000
-	ONofollow  uint32 = 00400000
-	ONoatime   uint32 = 01000000
-	OCloexec   uint32 = 02000000
-	OSync      uint32 = 04000000
+	ORdonly    = wire.ORdonly
+	OWronly    = wire.OWronly
+	ORdwr      = wire.ORdwr
+	OCreate    = wire.OCreate
+	OExcl      = wire.OExcl
+	OTrunc     = wire.OTrunc
+	OAppend    = wire.OAppend
+	ONonblock  = wire.ONonblock
+	ODsync     = wire.ODsync
+	ODirect    = wire.ODirect
+	OLargefile = wire.OLargefile
+	ODirectory = wire.ODirectory
+	ONofollow  = wire.ONofollow
+	ONoatime   = wire.ONoatime
+	OCloexec   = wire.OCloexec
+	OSync      = wire.OSync
 )
 
 // AtRemovedir is the Tunlinkat flag for directories.
-const AtRemovedir uint32 = 0x200
+const AtRemovedir = wire.AtRemovedir
 
 // Attach sends Tattach without an auth fid.
 func (c *Client) Attach(fid uint32, uname, aname string, nuname uint32) (QID, error) {
@@ -153,11 +110,7 @@ func (c *Client) Getattr(fid uint32, mask uint64) (Attr, error) {
 	if err != nil {
 		return Attr{}, err
 	}
-	a := Attr{Valid: d.U64(), QID: d.QID(), Mode: d.U32(), UID: d.U32(), GID: d.U32(),
-		Nlink: d.U64(), Rdev: d.U64(), Size: d.U64(), Blksize: d.U64(), Blocks: d.U64(),
-		AtimeSec: d.U64(), AtimeNsec: d.U64(), MtimeSec: d.U64(), MtimeNsec: d.U64(),
-		CtimeSec: d.U64(), CtimeNsec: d.U64(), BtimeSec: d.U64(), BtimeNsec: d.U64(),
-		Gen: d.U64(), DataVersion: d.U64()}
+	a := d.Attr()
 	return a, d.Err()
 }
 
@@ -226,7 +179,7 @@ func (c *Client) Readdir(fid uint32, offset uint64, count uint32) ([]Dirent, err
 	var out []Dirent
 	ed := NewDecoder(rest[:n])
 	for len(ed.Rest()) > 0 {
-		e := Dirent{QID: ed.QID(), Offset: ed.U64(), Type: ed.U8(), Name: ed.Str()}
+		e := ed.Dirent()
 		if ed.Err() != nil {
 			return nil, ed.Err()
 		}
@@ -362,8 +315,7 @@ func (c *Client) Statfs(fid uint32) (StatFS, error) {
 	if err != nil {
 		return StatFS{}, err
 	}
-	s := StatFS{Type: d.U32(), Bsize: d.U32(), Blocks: d.U64(), Bfree: d.U64(), Bavail: d.U64(),
-		Files: d.U64(), Ffree: d.U64(), Fsid: d.U64(), Namelen: d.U32()}
+	s := d.StatFS()
 	return s, d.Err()
 }
 
@@ -386,7 +338,7 @@ func (c *Client) Getlock(fid uint32, l Lock) (Lock, error) {
 	if err != nil {
 		return Lock{}, err
 	}
-	r := Lock{Type: d.U8(), Start: d.U64(), Length: d.U64(), ProcID: d.U32(), ClientID: d.Str()}
+	r := d.Getlock()
 	return r, d.Err()
 }
 

@@ -1,15 +1,22 @@
-package p9wire
+package wire
 
 import (
 	"encoding/binary"
 	"errors"
 )
 
-// Encoder builds a message body. The zero value is ready to use.
+// Encoder builds a message body (or, after StartFrame, a whole frame) by
+// appending to a byte slice. The zero value is ready to use.
 type Encoder struct{ b []byte }
 
-// Bytes returns the encoded body.
+// NewEncoder returns an encoder that appends to buf.
+func NewEncoder(buf []byte) *Encoder { return &Encoder{b: buf} }
+
+// Bytes returns the encoded bytes.
 func (e *Encoder) Bytes() []byte { return e.b }
+
+// Len returns the number of bytes encoded.
+func (e *Encoder) Len() int { return len(e.b) }
 
 // U8 appends a byte.
 func (e *Encoder) U8(v uint8) *Encoder { e.b = append(e.b, v); return e }
@@ -23,14 +30,25 @@ func (e *Encoder) U32(v uint32) *Encoder { e.b = binary.LittleEndian.AppendUint3
 // U64 appends a little-endian uint64.
 func (e *Encoder) U64(v uint64) *Encoder { e.b = binary.LittleEndian.AppendUint64(e.b, v); return e }
 
-// Str appends a string as len[2] bytes.
-func (e *Encoder) Str(s string) *Encoder { e.U16(uint16(len(s))); e.b = append(e.b, s...); return e }
+// Str appends a string as len[2] bytes. Strings longer than 65535 bytes
+// are cut (no 9P string may be longer).
+func (e *Encoder) Str(s string) *Encoder {
+	if len(s) > 0xFFFF {
+		s = s[:0xFFFF]
+	}
+	e.U16(uint16(len(s)))
+	e.b = append(e.b, s...)
+	return e
+}
 
 // Raw appends bytes as they are.
 func (e *Encoder) Raw(p []byte) *Encoder { e.b = append(e.b, p...); return e }
 
-// ErrShortBody is reported when a response body ends before its fields do.
-var ErrShortBody = errors.New("p9wire: message body too short")
+// QID appends a qid[13].
+func (e *Encoder) QID(q QID) *Encoder { return e.U8(q.Type).U32(q.Version).U64(q.Path) }
+
+// ErrShortBody is reported when a body ends before its fields do.
+var ErrShortBody = errors.New("p9: message body too short")
 
 // Decoder reads a message body. After the first short read every further
 // read returns zero values and Err reports ErrShortBody.
@@ -49,7 +67,7 @@ func (d *Decoder) Err() error { return d.err }
 func (d *Decoder) Rest() []byte { return d.b }
 
 func (d *Decoder) take(n int) []byte {
-	if d.err != nil || len(d.b) < n {
+	if d.err != nil || n < 0 || len(d.b) < n {
 		d.err = ErrShortBody
 		return nil
 	}
@@ -93,7 +111,13 @@ func (d *Decoder) U64() uint64 {
 // Str reads a len[2]-prefixed string.
 func (d *Decoder) Str() string { return string(d.take(int(d.U16()))) }
 
+// Bytes reads n bytes; the slice aliases the body.
+func (d *Decoder) Bytes(n int) []byte { return d.take(n) }
+
 // QID reads a qid[13].
 func (d *Decoder) QID() QID {
 	return QID{Type: d.U8(), Version: d.U32(), Path: d.U64()}
 }
+
+// Reset makes e append to buf from now on.
+func (e *Encoder) Reset(buf []byte) { e.b = buf }
