@@ -27,12 +27,13 @@ type config struct {
 	CopyUpRounds int
 	XFS          bool
 	StraceOps    int
+	MemoryFiles  int
 	Timeout      time.Duration
 	Keep         bool
 }
 
 // sectionNames lists the parts of a run, in order.
-var sectionNames = []string{"servers", "layers", "copyup", "syscalls"}
+var sectionNames = []string{"servers", "layers", "copyup", "syscalls", "memory"}
 
 func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -48,6 +49,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.CopyUpRounds, "copyup-rounds", 5, "copy-up rounds per side and filesystem")
 	fs.BoolVar(&cfg.XFS, "xfs", true, "also measure copy-up on a reflink XFS loop image")
 	fs.IntVar(&cfg.StraceOps, "strace-ops", 500, "operations per workload counted under strace")
+	fs.IntVar(&cfg.MemoryFiles, "memory-files", 1_000_000, "distinct lower files walked by the memory section")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "stop the whole run after this long")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temporary directory (server logs) after the run")
 	fs.Usage = func() {
@@ -166,6 +168,11 @@ func bench(ctx context.Context, cl *cleanups, cfg config, out io.Writer) error {
 	}
 	if cfg.Sections["syscalls"] {
 		if err := sectionSyscalls(ctx, cfg, fx, filepath.Join(tmp, "servers"), out); err != nil {
+			return err
+		}
+	}
+	if cfg.Sections["memory"] {
+		if err := sectionMemory(ctx, cl, cfg, filepath.Join(tmp, "memory"), out); err != nil {
 			return err
 		}
 	}
