@@ -179,6 +179,8 @@ func sectionCopyUp(ctx context.Context, cl *cleanups, cfg config, binary, dir st
 // connection).
 func sectionSyscalls(ctx context.Context, cfg config, fx *serverFixture, dir string, out io.Writer) error {
 	fmt.Fprintf(out, "\n== syscalls per operation in the server process (strace -c -f, %d ops, 1 connection)\n", cfg.StraceOps)
+	perOp := syscallTable{}
+	defer perOp.printTargets(out)
 	for _, w := range workloads() {
 		if w.Msize == smallMsize {
 			continue // the 1 MiB variants say the same per request
@@ -193,6 +195,7 @@ func sectionSyscalls(ctx context.Context, cfg config, fx *serverFixture, dir str
 				return fmt.Errorf("strace %s on %s: %w", w.Name, srv.Name, err)
 			}
 			fmt.Fprintf(out, "%-34s %-8s %7.1f/op  top: %s\n", w.Name, srv.Name, c.PerOp(n), c.Top(5, n))
+			perOp.add(w.Key, srv.Name, c.PerOp(n))
 		}
 	}
 	return nil
