@@ -2,7 +2,7 @@
 // measured in the same run on the same machine (see DESIGN.md,
 // "Measuring"): the figures are ratios, because these machines are noisy.
 //
-//	go run ./test/bench            # as root; about two minutes
+//	go run ./test/bench            # as root; about six minutes (memory: ~4)
 //	go run ./test/bench -h         # flags: rounds, duration, sections, ...
 //
 // Sections, in order (-sections picks some):

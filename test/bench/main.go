@@ -50,7 +50,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.XFS, "xfs", true, "also measure copy-up on a reflink XFS loop image")
 	fs.IntVar(&cfg.StraceOps, "strace-ops", 500, "operations per workload counted under strace")
 	fs.IntVar(&cfg.MemoryFiles, "memory-files", 1_000_000, "distinct lower files walked by the memory section")
-	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "stop the whole run after this long")
+	fs.DurationVar(&cfg.Timeout, "timeout", 25*time.Minute, "stop the whole run after this long")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temporary directory (server logs) after the run")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./test/bench [flags]\n\n"+
