@@ -22,9 +22,9 @@ import (
 // Reading and handling: the reader reads a frame and decodes it. When the
 // client has sent nothing more yet (the usual case for a client waiting
 // on each answer), the reader handles the request itself, saving a hand-
-// off between goroutines; if that takes long (a copy-up, a slow disk) the
-// server's watchdog starts a new reader so the connection's other requests
-// are not held up. When more frames are already buffered, the request goes
+// off between goroutines; if that takes long (a copy-up, a slow disk) and
+// the client has sent more meanwhile, the server's watchdog starts a new
+// reader so the connection's other requests are not held up. When more frames are already buffered, the request goes
 // to a handler goroutine. Every request in hand holds one of the
 // connection's handler slots, and the reader waits for a free slot before
 // it takes more: a client that sends without reading its answers stalls
@@ -41,8 +41,9 @@ type conn struct {
 	exp Export
 	st  *unionState
 
-	br    *bufio.Reader
-	msize atomic.Uint32 // negotiated; 0 before Tversion
+	br      *bufio.Reader
+	msize   atomic.Uint32 // negotiated; 0 before Tversion
+	pending func() bool   // whether the client sent more (see pendingFunc)
 
 	fids fidTable
 
@@ -73,7 +74,8 @@ func newConn(s *Server, rw io.ReadWriteCloser, x Export, st *unionState) *conn {
 		br:       bufio.NewReaderSize(rw, 16<<10),
 		slots:    make(chan struct{}, s.handlers),
 		work:     make(chan *request),
-		inflight: make(map[uint16]*request)}
+		inflight: make(map[uint16]*request),
+		pending:  pendingFunc(rw)}
 	c.log = s.log.With("conn", c.id)
 	c.drained = sync.NewCond(&c.mu)
 	c.fids.init(s.maxFids)

@@ -240,3 +240,33 @@ func TestStalledClientBounded(t *testing.T) {
 	}
 	c.Close() // the server drops the stalled connection
 }
+
+// A slow request (here a copy-up of 64 MiB, which the reader began to
+// handle itself) does not hold up a request sent after it on the same
+// connection.
+func TestSlowRequestDoesNotStallOthers(t *testing.T) {
+	ts := startServer(t, serverOptions{bigLowerFile: 64 << 20})
+	c := ts.dial(t, 0)
+	_, err := c.Walk(0, 1, "big")
+	must(t, err)
+	slow, err := c.Start(p9wire.Tlopen, new(p9wire.Encoder).U32(1).U32(p9wire.OWronly).Bytes())
+	must(t, err)
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := slow.Wait()
+		slowDone <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	if _, err := c.Getattr(0, p9wire.GetattrBasic); err != nil {
+		t.Fatal(err)
+	}
+	fast := time.Since(start)
+	select {
+	case err := <-slowDone:
+		t.Errorf("getattr (%v) was answered only after the copy-up (err %v)", fast, err)
+	default:
+		t.Logf("getattr answered in %v while the copy-up went on", fast)
+		must(t, <-slowDone)
+	}
+}

@@ -29,6 +29,7 @@ type serverOptions struct {
 	squashUID, squashGID *uint32
 	maxMsize             uint32
 	maxFids              int
+	bigLowerFile         int64 // size of lower file "big", if any
 }
 
 func startServer(t *testing.T, o serverOptions) *testServer {
@@ -43,6 +44,19 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	must(t, os.WriteFile(filepath.Join(ts.lower, "dir", "a"), []byte("a"), 0o644))
 	must(t, os.WriteFile(filepath.Join(ts.lower, "dir", "b"), []byte("b"), 0o644))
 	must(t, os.Symlink("file", filepath.Join(ts.lower, "link")))
+	if o.bigLowerFile > 0 {
+		f, err := os.Create(filepath.Join(ts.lower, "big"))
+		must(t, err)
+		chunk := make([]byte, 1<<20)
+		for i := range chunk {
+			chunk[i] = byte(i)
+		}
+		for n := int64(0); n < o.bigLowerFile; n += int64(len(chunk)) {
+			_, err = f.Write(chunk)
+			must(t, err)
+		}
+		must(t, f.Close())
+	}
 	opts := union.Options{Lowers: []string{ts.lower}}
 	if !o.readOnly {
 		ts.upper, ts.work = filepath.Join(dir, "upper"), filepath.Join(dir, "work")

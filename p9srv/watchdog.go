@@ -7,8 +7,9 @@ import (
 )
 
 // watchdog starts a new reader for a connection whose reader has been
-// handling a request itself for longer than handoffAfter (see conn), so a
-// slow request never holds up the connection's others for long. It runs
+// handling a request itself for longer than handoffAfter while the client
+// has sent more (see conn), so a slow request never holds up the
+// connection's others for long. It runs
 // only while some reader handles a request: it ticks every watchTick and
 // ends after idleTicks ticks with nothing to watch.
 type watchdog struct {
@@ -71,7 +72,7 @@ func (w *watchdog) check() bool {
 			continue
 		}
 		busy = true
-		if now-start < int64(handoffAfter) {
+		if now-start < int64(handoffAfter) || !c.pending() {
 			continue
 		}
 		c.reads.Add(1)
