@@ -75,15 +75,26 @@ func (n *Node) Lookup(name string) (*Node, error) {
 		}
 		return nil, err
 	}
+	if c.redirected && c.aliasesAncestor(n) {
+		// A redirect to a directory's own ancestor: refused as the
+		// kernel's overlayfs refuses it (its inode for the ancestor is
+		// already in use).
+		c.closeFds()
+		return nil, unix.ESTALE
+	}
 	c.parent = n.Retain()
 	return c, nil
 }
 
 // fill looks c.name up in the given parent directories and records what it
-// finds in c (which is not yet shared, so needs no lock).
+// finds in c (which is not yet shared, so needs no lock). The lower layers
+// are searched as redirect.go describes.
 func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 	u := c.u
 	name := c.name
+	q := lowerQuery{path: name}
+	stack := lowerDirs
+	fromRoot := false // stack is every layer's root (an absolute path)
 	var st unix.Stat_t
 	if upperDir >= 0 {
 		err := lstatAt(upperDir, name, &st)
@@ -108,49 +119,46 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 			if c.typ != unix.S_IFDIR || u.upperOpaque(fd) {
 				return true, nil
 			}
+			q.wantDir = true
+			r, err := whiteout.ReadRedirect(fd, u.ns)
+			if err != nil {
+				return false, err
+			}
+			if r != "" {
+				q.path = r
+				if r[0] == '/' {
+					stack, fromRoot = u.rootLowers(), true
+				}
+			}
 		case err == unix.ENOENT:
 		default:
 			return false, err
 		}
 	}
-	for _, ld := range lowerDirs {
-		err := lstatAt(ld.fd, name, &st)
-		if err == unix.ENOENT {
-			if whiteout.HasOCIWhiteout(ld.fd, name) {
-				break
+	for i := 0; i < len(stack); i++ {
+		ld := stack[i]
+		fd, err := u.lookupLower(ld, &q, &st)
+		if err != nil {
+			return false, err
+		}
+		if fd >= 0 {
+			c.lowers = append(c.lowers, lowerObj{layer: ld.layer, fd: fd})
+			if c.typ == 0 {
+				c.typ = st.Mode & unix.S_IFMT
+				c.id = u.idOf(&st)
+				q.wantDir = c.typ == unix.S_IFDIR
 			}
-			continue
 		}
-		if err != nil {
-			return false, err
-		}
-		if u.isWhiteout(ld.fd, name, &st) {
+		if q.stop {
 			break
 		}
-		if _, marker := whiteout.IsOCIMarker(name); marker {
-			break
-		}
-		if u.isTrap(&st) {
-			return false, unix.ELOOP
-		}
-		typ := st.Mode & unix.S_IFMT
-		if c.typ != 0 && (c.typ != unix.S_IFDIR || typ != unix.S_IFDIR) {
-			// A non-directory below a directory ends the merge.
-			break
-		}
-		fd, err := openPathAt(ld.fd, name)
-		if err != nil {
-			return false, err
-		}
-		c.lowers = append(c.lowers, lowerObj{layer: ld.layer, fd: fd})
-		if c.typ == 0 {
-			c.typ = typ
-			c.id = u.idOf(&st)
-		}
-		if typ != unix.S_IFDIR || u.lowerOpaque(fd) {
-			break
+		if q.absolute() && !fromRoot {
+			// An absolute redirect met in this layer: the layers below
+			// are searched from their roots.
+			stack, i, fromRoot = u.rootLowers()[ld.layer.idx:], -1, true
 		}
 	}
+	c.redirected = q.path != name
 	return c.typ != 0, nil
 }
 

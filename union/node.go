@@ -27,6 +27,9 @@ type Node struct {
 
 	// seenGen is the Union's upperGen when refreshUpper last looked.
 	seenGen uint64
+	// redirected: its lower objects were found by a redirect. Set by
+	// fill, before the Node is shared.
+	redirected bool
 }
 
 // lowerObj is an object in a lower layer.

@@ -27,6 +27,10 @@ type Options struct {
 	// the host are kept. The zero value picks Passthrough when running
 	// as root and MappedXattr otherwise.
 	Ownership Ownership
+	// RedirectDir says whether renaming a directory with lower parts
+	// writes a redirect (RedirectOn) or fails with EXDEV (the zero value,
+	// RedirectOff). Redirects in the layers are followed either way.
+	RedirectDir RedirectDir
 }
 
 // Ownership is how a union stores the uid, gid and mode a client sets.
@@ -53,6 +57,7 @@ type Union struct {
 	ns             whiteout.Namespace
 	whiteoutFormat whiteout.Format
 	ownership      Ownership
+	redirectDir    RedirectDir
 	privileged     bool
 	devs           devIndex
 	copyups        copyUpLocks
@@ -84,6 +89,7 @@ func Open(opts Options) (*Union, error) {
 	u := &Union{work: -1}
 	u.privileged = os.Geteuid() == 0
 	u.ownership = opts.Ownership
+	u.redirectDir = opts.RedirectDir
 	if u.ownership == OwnershipAuto {
 		u.ownership = MappedXattr
 		if u.privileged {
