@@ -95,6 +95,7 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 	q := lowerQuery{path: name}
 	stack := lowerDirs
 	fromRoot := false // stack is every layer's root (an absolute path)
+	needData := false // a metadata-only copy was found, its data not yet
 	var st unix.Stat_t
 	if upperDir >= 0 {
 		err := lstatAt(upperDir, name, &st)
@@ -116,10 +117,24 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 			if c.id == 0 {
 				c.id = u.idOf(&st)
 			}
-			if c.typ != unix.S_IFDIR || u.upperOpaque(fd) {
+			if c.typ == unix.S_IFREG {
+				mc, err := whiteout.IsMetacopy(fd, u.ns)
+				if err != nil || !mc {
+					return err == nil, err
+				}
+				if !u.metacopy {
+					// Following a metacopy to its data is like following
+					// a redirect: refused unless asked for (overlayfs:
+					// EPERM, before looking below).
+					return false, unix.EPERM
+				}
+				// Its data is below, found as a directory's parts are.
+				c.metacopy, q.wantData, needData = true, true, true
+			} else if c.typ != unix.S_IFDIR || u.upperOpaque(fd) {
 				return true, nil
+			} else {
+				q.wantDir = true
 			}
-			q.wantDir = true
 			r, err := whiteout.ReadRedirect(fd, u.ns)
 			if err != nil {
 				return false, err
@@ -141,12 +156,28 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if fd >= 0 {
+		if fd >= 0 && (c.metacopy || q.metacopy) && !u.metacopy {
+			// Following a metacopy to its data is like following a
+			// redirect: refused unless asked for (overlayfs: EPERM).
+			unix.Close(fd)
+			return false, unix.EPERM
+		}
+		switch {
+		case fd < 0:
+		case q.metacopy && len(c.lowers) > 0:
+			// Only the topmost of several metadata-only copies counts.
+			unix.Close(fd)
+		default:
 			c.lowers = append(c.lowers, lowerObj{layer: ld.layer, fd: fd})
 			if c.typ == 0 {
 				c.typ = st.Mode & unix.S_IFMT
 				c.id = u.idOf(&st)
 				q.wantDir = c.typ == unix.S_IFDIR
+				c.metacopy = q.metacopy
+				q.wantData = q.metacopy
+			}
+			if c.metacopy {
+				needData = q.metacopy
 			}
 		}
 		if q.stop {
@@ -159,6 +190,11 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 		}
 	}
 	c.redirected = q.path != name
+	if needData {
+		// A metadata-only copy whose data is nowhere: never served as
+		// an empty file (overlayfs: EIO).
+		return false, unix.EIO
+	}
 	return c.typ != 0, nil
 }
 
@@ -251,9 +287,11 @@ func (n *Node) refreshUpper() {
 		unix.Close(fd)
 		return
 	}
+	mc := n.u.adoptsMetacopy(n.typ, fd)
 	n.mu.Lock()
 	if n.upper < 0 {
 		n.upper = fd
+		n.metacopy = mc
 		fd = -1
 	}
 	n.mu.Unlock()

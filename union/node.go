@@ -30,6 +30,10 @@ type Node struct {
 	// redirected: its lower objects were found by a redirect. Set by
 	// fill, before the Node is shared.
 	redirected bool
+	// metacopy: the object that shows n's metadata (upper, else the
+	// first lower) is a metadata-only copy; the data is in the last of
+	// lowers. Only ever goes from true to false (metacopy.go).
+	metacopy bool
 }
 
 // lowerObj is an object in a lower layer.
@@ -125,6 +129,13 @@ func (n *Node) state() (upper int, lowers []lowerObj, parent *Node, name string)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.upper, n.lowers, n.parent, n.name
+}
+
+// upperFd returns the descriptor of n's upper object, or -1.
+func (n *Node) upperFd() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.upper
 }
 
 // lowerFd returns the descriptor of n's topmost lower object, or -1.

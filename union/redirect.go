@@ -78,6 +78,12 @@ type lowerQuery struct {
 	path string
 	// wantDir: a directory was found above, so only directories merge.
 	wantDir bool
+	// wantData: a metadata-only copy was found above, so only a regular
+	// file (its data) is looked for.
+	wantData bool
+	// metacopy: what the last layer searched gave is itself a
+	// metadata-only copy, so the data is still to be found below.
+	metacopy bool
 	// stop: the layers below must not be searched.
 	stop bool
 }
@@ -89,6 +95,7 @@ func (q *lowerQuery) absolute() bool { return q.path[0] == '/' }
 // returns an O_PATH descriptor of what it found, or -1, and updates q.
 func (u *Union) lookupLower(ld lowerObj, q *lowerQuery, st *unix.Stat_t) (int, error) {
 	bottom := ld.layer.idx == len(u.lowers)
+	q.metacopy = false
 	if !q.absolute() {
 		return u.lookupComponent(ld.fd, q.path, "", "", true, bottom, q, st)
 	}
@@ -145,12 +152,37 @@ func (u *Union) lookupComponent(dirfd int, comp, prefix, post string, last, bott
 		q.stop = true
 		return -1, nil
 	}
+	if last && q.wantData && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		// A metadata-only copy's data must be a regular file.
+		q.stop = true
+		return -1, nil
+	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		q.stop = true
 		if q.wantDir || !last {
 			return -1, nil
 		}
-		return openPathAt(dirfd, comp)
+		fd, err := openPathAt(dirfd, comp)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return fd, err
+		}
+		// A lower made from an upper may hold metadata-only copies.
+		mc, err := whiteout.IsMetacopy(fd, u.ns)
+		if err == nil && mc && !bottom {
+			r, rerr := whiteout.ReadRedirect(fd, u.ns)
+			if err = rerr; r != "" {
+				q.path = prefix + r
+				if r[0] == '/' {
+					q.path = r
+				}
+			}
+		}
+		if err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		q.metacopy, q.stop = mc, !mc
+		return fd, nil
 	}
 	if u.isTrap(st) {
 		return -1, unix.ELOOP

@@ -136,9 +136,9 @@ func (n *Node) renameLocked(oldName string, newDir *Node, newName string) (done 
 	srcDir := p.src.typ == unix.S_IFDIR
 	srcNeedsWhiteout := n.lowerPositive(oldName)
 	switch {
-	case srcDir && p.src.hasLowers():
-		// Its lower parts are found by the redirect from now on, not by
-		// its new name.
+	case (srcDir && p.src.hasLowers()) || (p.src.typ == unix.S_IFREG && p.src.stillMetacopy()):
+		// Its lower parts (a metadata-only copy's data) are found by
+		// the redirect from now on, not by its new name.
 		if err := u.setRedirect(p.src, sfd, oldName, n.id == newDir.id); err != nil {
 			return true, err
 		}

@@ -26,8 +26,12 @@ var (
 	plainFeatures = features{"plain", "redirect_dir=off,index=off,metacopy=off", func(*union.Options) {}}
 	// redirectFeatures: directory renames write redirects.
 	redirectFeatures = features{"redirect", "redirect_dir=on,index=off,metacopy=off", func(o *union.Options) { o.RedirectDir = union.RedirectOn }}
+	// metacopyFeatures: metadata-only copy-up (which needs redirects).
+	metacopyFeatures = features{"metacopy", "redirect_dir=on,index=off,metacopy=on", func(o *union.Options) {
+		o.RedirectDir, o.Metacopy = union.RedirectOn, true
+	}}
 	// allFeatures lists the sets the differential tests run with.
-	allFeatures = []features{plainFeatures, redirectFeatures}
+	allFeatures = []features{plainFeatures, redirectFeatures, metacopyFeatures}
 )
 
 // options returns union options for the layers with f's features.
