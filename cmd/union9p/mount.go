@@ -169,7 +169,9 @@ first; without upperdir the mount is read-only), generic mount options (ro,
 nosuid, noatime, ...) and 9p client options, passed through (msize, cache,
 access, posixacl, ...). redirect_dir=on|follow|off (default on) says whether
 directories with lower parts can be renamed (on) or answer EXDEV so that mv
-copies them. SPEC is only a name shown in /proc/mounts.
+copies them; metacopy=on|off (default off) whether a chown, chmod, utimes or
+xattr change of a lower file copies its metadata only. SPEC is only a name
+shown in /proc/mounts.
 Example: mount -t union9p -o lowerdir=/base,upperdir=/u,workdir=/w,cache=mmap base /mnt
 (with /sbin/mount.union9p a symlink to union9p).`,
 		Flags: []cli.Flag{

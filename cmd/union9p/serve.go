@@ -45,7 +45,7 @@ Examples:
 			&cli.StringFlag{Name: "workdir", EnvVars: []string{"UNION9P_WORKDIR"},
 				Usage: "empty work `DIR` on the upper's filesystem (required with --upper)"},
 			&cli.StringFlag{Name: "options", Aliases: []string{"o"}, EnvVars: []string{"UNION9P_OPTIONS"},
-				Usage: "overlayfs-style `OPTS`: lowerdir=A:B,upperdir=U,workdir=W (instead of the flags above); redirect_dir=on|follow|off (default on)"},
+				Usage: "overlayfs-style `OPTS`: lowerdir=A:B,upperdir=U,workdir=W (instead of the flags above); redirect_dir=on|follow|off (default on), metacopy=on|off (default off)"},
 			&cli.StringSliceFlag{Name: "listen", EnvVars: []string{"UNION9P_LISTEN"},
 				Usage: "`ADDR` to serve on, repeatable: unix:PATH, tcp:HOST:PORT, vsock:PORT, fd:N or stdio"},
 			&cli.UintFlag{Name: "msize", Value: p9srv.DefaultMaxMsize, EnvVars: []string{"UNION9P_MSIZE"},
@@ -199,7 +199,7 @@ func parseServeFlags(c *cli.Context) (serveConfig, error) {
 				cfg.layers.Workdir = val
 			case "":
 			default:
-				return cfg, fmt.Errorf("-o: unknown option %q (want lowerdir, upperdir, workdir, redirect_dir)", key)
+				return cfg, fmt.Errorf("-o: unknown option %q (want lowerdir, upperdir, workdir, redirect_dir, metacopy)", key)
 			}
 		}
 	}

@@ -16,6 +16,10 @@ import (
 //	                            answer EXDEV so that mv copies (follow,
 //	                            off); existing redirects are followed
 //	                            always, as overlayfs does by default.
+//	metacopy=on|off             a change of owner, mode, times or xattrs
+//	                            of a lower file copies its metadata only
+//	                            (on), or all of it (off, the default, as
+//	                            overlayfs). on needs redirect_dir=on.
 //
 // Unlike overlayfs, union9p defaults to redirect_dir=on: a 9P client has
 // no other way to rename such a directory than copying it.
@@ -36,11 +40,25 @@ func applyFeatureOption(o *union.Options, key, val string) (ok bool, err error) 
 		}
 		o.RedirectDir = r
 		return true, nil
+	case "metacopy":
+		switch val {
+		case "on":
+			o.Metacopy = true
+		case "off":
+			o.Metacopy = false
+		default:
+			return true, fmt.Errorf("metacopy=%q: want on or off", val)
+		}
+		return true, nil
 	}
 	return false, nil
 }
 
 // featureOptions renders o's features as an -o list, for a child process.
 func featureOptions(o union.Options) string {
-	return strings.Join([]string{"redirect_dir=" + o.RedirectDir.String()}, ",")
+	mc := "off"
+	if o.Metacopy {
+		mc = "on"
+	}
+	return strings.Join([]string{"redirect_dir=" + o.RedirectDir.String(), "metacopy=" + mc}, ",")
 }

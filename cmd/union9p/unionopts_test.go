@@ -46,4 +46,19 @@ func TestFeatureOptions(t *testing.T) {
 	if _, err := parseMountOptions([]string{"lowerdir=/a", "redirect_dir=yes"}); err == nil {
 		t.Errorf("redirect_dir=yes accepted")
 	}
+	if _, err := parseMountOptions([]string{"lowerdir=/a", "metacopy=yes"}); err == nil {
+		t.Errorf("metacopy=yes accepted")
+	}
+	m, err := parseMountOptions([]string{"lowerdir=/a", "metacopy=on"})
+	if err != nil || !m.union.Metacopy || m.union.RedirectDir != union.RedirectOn {
+		t.Errorf("metacopy=on: %+v, %v", m.union, err)
+	}
+	var child union.Options
+	for _, o := range splitOptionList(featureOptions(m.union)) {
+		k, v, _ := strings.Cut(o, "=")
+		applyFeatureOption(&child, k, v)
+	}
+	if !child.Metacopy {
+		t.Errorf("metacopy=on does not reach mount's server child")
+	}
 }
