@@ -259,9 +259,10 @@ func (u *Union) copyObject(src lowerObj, dataFd int, tmp string, id uint64, with
 			return err
 		}
 		if meta {
-			if err := whiteout.SetMetacopy(dfd, u.ns); err != nil {
-				return err
-			}
+			// No data to sync: the size, xattrs and the rename that
+			// follows are metadata, which the filesystem's journal
+			// keeps in order (overlayfs does not sync these either).
+			return whiteout.SetMetacopy(dfd, u.ns)
 		}
 		// The data is on disk before the rename makes it visible: after a
 		// crash the name shows either the lower file or a complete copy,
