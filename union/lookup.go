@@ -41,7 +41,12 @@ func (u *Union) Root() (*Node, error) {
 			n.Release()
 			return nil, err
 		}
-		n.lowers = append(n.lowers, lowerObj{layer: l, fd: fd})
+		lo := lowerObj{layer: l, fd: fd}
+		var st unix.Stat_t
+		if fstat(fd, &st) == nil {
+			lo.names = u.lowerNames.of(&st)
+		}
+		n.lowers = append(n.lowers, lo)
 		if u.lowerOpaque(fd) {
 			break
 		}
@@ -168,7 +173,11 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 			// Only the topmost of several metadata-only copies counts.
 			unix.Close(fd)
 		default:
-			c.lowers = append(c.lowers, lowerObj{layer: ld.layer, fd: fd})
+			lo := lowerObj{layer: ld.layer, fd: fd}
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				lo.names = u.lowerNames.of(&st)
+			}
+			c.lowers = append(c.lowers, lo)
 			if c.typ == 0 {
 				c.typ = st.Mode & unix.S_IFMT
 				c.id = u.idOf(&st)

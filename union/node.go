@@ -39,7 +39,8 @@ type Node struct {
 // lowerObj is an object in a lower layer.
 type lowerObj struct {
 	layer *lowerLayer
-	fd    int // O_PATH descriptor
+	fd    int      // O_PATH descriptor
+	names *nameSet // a directory's names (lowercache.go); nil if unknown
 }
 
 // File is an open regular file or directory of the union.

@@ -97,6 +97,18 @@ func (u *Union) lookupLower(ld lowerObj, q *lowerQuery, st *unix.Stat_t) (int, e
 	bottom := ld.layer.idx == len(u.lowers)
 	q.metacopy = false
 	if !q.absolute() {
+		if q.path == "." || q.path == ".." {
+			return -1, unix.EACCES // (a relative redirect) as lookupComponent
+		}
+		if has, known := ld.names.has(ld.fd, q.path); known && !has {
+			// Not in this layer: only its OCI marker could matter.
+			if len(q.path)+len(whiteout.OCIPrefix) <= 255 {
+				if wh, _ := ld.names.has(ld.fd, whiteout.OCIPrefix+q.path); wh {
+					q.stop = true
+				}
+			}
+			return -1, nil
+		}
 		return u.lookupComponent(ld.fd, q.path, "", "", true, bottom, q, st)
 	}
 	base, owned := ld.fd, -1

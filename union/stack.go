@@ -80,6 +80,9 @@ type Union struct {
 	// directory listings against it (listcache.go).
 	nsGen    atomic.Uint64
 	listings listingCache
+
+	// lowerNames caches what lower directories hold (lowercache.go).
+	lowerNames nameSets
 }
 
 // Open validates the options and opens the layers. Nothing is written to the
