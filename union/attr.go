@@ -44,6 +44,13 @@ func (n *Node) Attr() (Attr, error) {
 	if n.typ == unix.S_IFDIR && n.isMerged() {
 		a.Nlink = 1
 	}
+	if n.typ == unix.S_IFREG && n.stillMetacopy() {
+		// The blocks are the data's, as overlayfs reports them.
+		var dst unix.Stat_t
+		if fstat(n.dataFd(), &dst) == nil {
+			a.Blocks = uint64(dst.Blocks)
+		}
+	}
 	if n.u.ownership == MappedXattr && n.typ != unix.S_IFLNK {
 		n.u.applyMapped(fd, &a)
 	}
@@ -122,9 +129,12 @@ func (n *Node) SetAttr(sa SetAttr) error {
 	if sa.SetSize && n.typ != unix.S_IFREG {
 		return unix.EINVAL
 	}
-	copyUp := n.copyUp
-	if sa.SetSize && sa.Size == 0 {
+	copyUp := n.copyUp // metadata only, where the union may
+	switch {
+	case sa.SetSize && sa.Size == 0:
 		copyUp = n.copyUpEmpty // the data would be thrown away at once
+	case sa.SetSize:
+		copyUp = n.copyUpForWrite
 	}
 	fd, err := copyUp()
 	if err != nil {

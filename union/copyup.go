@@ -64,17 +64,37 @@ func isWorkName(name string) bool {
 	return err == nil
 }
 
+// copyMode says what a copy-up is for, and so what it must copy.
+type copyMode int
+
+const (
+	// copyMeta: for a change that keeps the data (owner, mode, times,
+	// xattrs, rename, link). With Options.Metacopy a regular file gets
+	// a metadata-only copy (metacopy.go); otherwise all is copied.
+	copyMeta copyMode = iota
+	// copyWithData: the data is about to be written; it must be in the upper.
+	copyWithData
+	// copyEmpty: the data is about to be thrown away (open with O_TRUNC,
+	// truncate to 0); it is not copied.
+	copyEmpty
+)
+
 // copyUp makes sure n has an object in the upper layer, copying it and its
 // parents up if needed, and returns the O_PATH descriptor of the upper
 // object. It returns EROFS for a read-only union. Safe for concurrent use:
-// two Nodes of one object copy it once.
-func (n *Node) copyUp() (int, error) { return n.copyUpData(true) }
+// two Nodes of one object copy it once. A regular file may get only its
+// metadata (Options.Metacopy): callers that write data use copyUpForWrite.
+func (n *Node) copyUp() (int, error) { return n.copyUpMode(copyMeta) }
+
+// copyUpForWrite is copyUp for a change of the data: a metadata-only copy
+// gets its data too.
+func (n *Node) copyUpForWrite() (int, error) { return n.copyUpMode(copyWithData) }
 
 // copyUpEmpty is copyUp for a change that truncates the file to nothing
 // anyway (open with O_TRUNC, truncate to 0): the data is not copied.
-func (n *Node) copyUpEmpty() (int, error) { return n.copyUpData(false) }
+func (n *Node) copyUpEmpty() (int, error) { return n.copyUpMode(copyEmpty) }
 
-func (n *Node) copyUpData(withData bool) (int, error) {
+func (n *Node) copyUpMode(mode copyMode) (int, error) {
 	u := n.u
 	if u.upper == nil {
 		return -1, unix.EROFS
@@ -82,6 +102,9 @@ func (n *Node) copyUpData(withData bool) (int, error) {
 	n.refreshUpper()
 	up, lowers, parent, name := n.state()
 	if up >= 0 {
+		if mode != copyMeta && n.stillMetacopy() {
+			return n.copyInData(mode == copyEmpty)
+		}
 		return up, nil
 	}
 	if parent == nil || len(lowers) == 0 {
@@ -108,8 +131,9 @@ func (n *Node) copyUpData(withData bool) (int, error) {
 	}
 
 	src := lowers[0]
+	meta := mode == copyMeta && u.metacopy && n.typ == unix.S_IFREG
 	tmp := workName()
-	if err := u.copyObject(src, tmp, n.id, withData); err != nil {
+	if err := u.copyObject(src, n.dataFd(), tmp, n.id, mode != copyEmpty, meta); err != nil {
 		removeWork(u.work, tmp)
 		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
@@ -119,7 +143,13 @@ func (n *Node) copyUpData(withData bool) (int, error) {
 	}
 	u.upperGen.Add(1)
 	u.namespaceChanged()
-	return n.adoptUpper(pfd, name, false)
+	fd, err := n.adoptUpper(pfd, name, false)
+	if err == nil {
+		n.mu.Lock()
+		n.metacopy = meta
+		n.mu.Unlock()
+	}
+	return fd, err
 }
 
 // placeCopy renames the finished copy tmp into the upper directory pfd as
@@ -162,6 +192,7 @@ func (n *Node) adoptUpper(pfd int, name string, verify bool) (int, error) {
 		unix.Close(fd)
 		return -1, unix.ENOENT
 	}
+	mc := verify && n.u.adoptsMetacopy(n.typ, fd)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.upper >= 0 {
@@ -169,6 +200,7 @@ func (n *Node) adoptUpper(pfd int, name string, verify bool) (int, error) {
 		return n.upper, nil
 	}
 	n.upper = fd
+	n.metacopy = mc
 	return fd, nil
 }
 
@@ -187,7 +219,10 @@ func removeWork(work int, name string) {
 // directory: data, owner, mode, xattrs, origin id, then times. Regular files
 // and directories get their metadata through open descriptors (no lookups
 // by name); symlinks and special files by name, without following.
-func (u *Union) copyObject(src lowerObj, tmp string, id uint64, withData bool) error {
+// A regular file's data comes from dataFd (src itself unless src is a
+// metadata-only copy); meta makes a metadata-only copy: the size, no data,
+// and the metacopy marker.
+func (u *Union) copyObject(src lowerObj, dataFd int, tmp string, id uint64, withData, meta bool) error {
 	var st unix.Stat_t
 	if err := fstat(src.fd, &st); err != nil {
 		return err
@@ -195,17 +230,39 @@ func (u *Union) copyObject(src lowerObj, tmp string, id uint64, withData bool) e
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		size := st.Size
-		if !withData {
+		if !withData || meta {
 			size = 0
 		}
-		sfd, dfd, err := u.copyFileData(src.fd, tmp, size)
+		sfd, dfd, err := u.copyFileData(dataFd, tmp, size)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(sfd)
 		defer unix.Close(dfd)
-		if err := u.finishCopy(sfd, dfd, &st, id); err != nil {
+		if meta {
+			if err := unix.Ftruncate(dfd, st.Size); err != nil {
+				return err
+			}
+		}
+		msrc := sfd
+		if dataFd != src.fd {
+			// The metadata is the metadata-only copy's, not the data's.
+			if msrc, err = reopen(src.fd, unix.O_RDONLY|unix.O_NOATIME); err == unix.EPERM {
+				msrc, err = reopen(src.fd, unix.O_RDONLY)
+			}
+			if err != nil {
+				return err
+			}
+			defer unix.Close(msrc)
+		}
+		if err := u.finishCopy(msrc, dfd, &st, id); err != nil {
 			return err
+		}
+		if meta {
+			// No data to sync: the size, xattrs and the rename that
+			// follows are metadata, which the filesystem's journal
+			// keeps in order (overlayfs does not sync these either).
+			return whiteout.SetMetacopy(dfd, u.ns)
 		}
 		// The data is on disk before the rename makes it visible: after a
 		// crash the name shows either the lower file or a complete copy,

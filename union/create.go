@@ -285,6 +285,16 @@ func (n *Node) Link(target *Node, name string) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if target.typ == unix.S_IFREG && target.stillMetacopy() {
+		// The new name must find the data too: an absolute redirect,
+		// as overlayfs's ovl_set_link_redirect.
+		u.nsMu.Lock()
+		err := u.setRedirect(target, tfd, "", false)
+		u.nsMu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
 	link := func(dirfd int, name string) error {
 		// Through /proc so that no capability is needed (AT_EMPTY_PATH
 		// wants CAP_DAC_READ_SEARCH) and the very object is linked.

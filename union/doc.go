@@ -32,10 +32,18 @@
 // Concurrent first writes to one object copy it once; copy-ups of different
 // objects run in parallel.
 //
-// Redirect: overlayfs can rename a directory that has lower parts by storing
-// the lower path in an "overlay.redirect" xattr. This package does not write
-// redirects: renaming a directory that has lower parts fails with EXDEV, as
-// with overlayfs's default redirect_dir=off, and userspace (mv) copies it.
+// Redirect: a directory that has lower parts is renamed by storing, on its
+// upper copy, where those parts are: the xattr "overlay.redirect" holds the
+// old name (a rename within one directory) or the path from the layer
+// roots (a move to another directory), in overlayfs's format. Lookups
+// follow redirects wherever they meet them, in the upper layer or in a
+// lower one (an upper of an earlier union used as a lower), including those
+// the kernel's overlayfs wrote; a redirect can only lead into the layers
+// below the one that holds it, one component at a time (redirect.go).
+// Options.RedirectDir says whether renames write redirects (RedirectOn)
+// or fail with EXDEV so that userspace (mv) copies (RedirectOff, the zero
+// value, as overlayfs's redirect_dir=off); redirects are followed either
+// way, as overlayfs does by default.
 //
 // Stable id: every object has a 64-bit id, unique across layers, that stays
 // the same when the object is copied up. It is built from the object's

@@ -40,7 +40,7 @@ func (n *Node) Open(flags int) (*File, error) {
 	}
 	var obj int
 	if write {
-		copyUp := n.copyUp
+		copyUp := n.copyUpForWrite
 		if flags&unix.O_TRUNC != 0 && acc != unix.O_RDONLY {
 			copyUp = n.copyUpEmpty // the data would be thrown away at once
 		}
@@ -51,10 +51,11 @@ func (n *Node) Open(flags int) (*File, error) {
 		obj = fd
 	} else {
 		n.refreshUpper()
-		obj = n.objFd()
+		n.stillMetacopy()
+		obj = n.dataFd()
 	}
 	hostFlags := flags & openFlagsPassed
-	if !write && obj == n.lowerFd() {
+	if !write && obj != n.upperFd() {
 		// Reading a lower file must not write to it either, not even its
 		// access time (where the server may ask so).
 		hostFlags |= unix.O_NOATIME

@@ -41,7 +41,12 @@ func (u *Union) Root() (*Node, error) {
 			n.Release()
 			return nil, err
 		}
-		n.lowers = append(n.lowers, lowerObj{layer: l, fd: fd})
+		lo := lowerObj{layer: l, fd: fd}
+		var st unix.Stat_t
+		if fstat(fd, &st) == nil {
+			lo.names = u.lowerNames.of(&st)
+		}
+		n.lowers = append(n.lowers, lo)
 		if u.lowerOpaque(fd) {
 			break
 		}
@@ -75,15 +80,27 @@ func (n *Node) Lookup(name string) (*Node, error) {
 		}
 		return nil, err
 	}
+	if c.redirected && c.aliasesAncestor(n) {
+		// A redirect to a directory's own ancestor: refused as the
+		// kernel's overlayfs refuses it (its inode for the ancestor is
+		// already in use).
+		c.closeFds()
+		return nil, unix.ESTALE
+	}
 	c.parent = n.Retain()
 	return c, nil
 }
 
 // fill looks c.name up in the given parent directories and records what it
-// finds in c (which is not yet shared, so needs no lock).
+// finds in c (which is not yet shared, so needs no lock). The lower layers
+// are searched as redirect.go describes.
 func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 	u := c.u
 	name := c.name
+	q := lowerQuery{path: name}
+	stack := lowerDirs
+	fromRoot := false // stack is every layer's root (an absolute path)
+	needData := false // a metadata-only copy was found, its data not yet
 	var st unix.Stat_t
 	if upperDir >= 0 {
 		err := lstatAt(upperDir, name, &st)
@@ -105,51 +122,87 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 			if c.id == 0 {
 				c.id = u.idOf(&st)
 			}
-			if c.typ != unix.S_IFDIR || u.upperOpaque(fd) {
+			if c.typ == unix.S_IFREG {
+				mc, err := whiteout.IsMetacopy(fd, u.ns)
+				if err != nil || !mc {
+					return err == nil, err
+				}
+				if !u.metacopy {
+					// Following a metacopy to its data is like following
+					// a redirect: refused unless asked for (overlayfs:
+					// EPERM, before looking below).
+					return false, unix.EPERM
+				}
+				// Its data is below, found as a directory's parts are.
+				c.metacopy, q.wantData, needData = true, true, true
+			} else if c.typ != unix.S_IFDIR || u.upperOpaque(fd) {
 				return true, nil
+			} else {
+				q.wantDir = true
+			}
+			r, err := whiteout.ReadRedirect(fd, u.ns)
+			if err != nil {
+				return false, err
+			}
+			if r != "" {
+				q.path = r
+				if r[0] == '/' {
+					stack, fromRoot = u.rootLowers(), true
+				}
 			}
 		case err == unix.ENOENT:
 		default:
 			return false, err
 		}
 	}
-	for _, ld := range lowerDirs {
-		err := lstatAt(ld.fd, name, &st)
-		if err == unix.ENOENT {
-			if whiteout.HasOCIWhiteout(ld.fd, name) {
-				break
+	for i := 0; i < len(stack); i++ {
+		ld := stack[i]
+		fd, err := u.lookupLower(ld, &q, &st)
+		if err != nil {
+			return false, err
+		}
+		if fd >= 0 && (c.metacopy || q.metacopy) && !u.metacopy {
+			// Following a metacopy to its data is like following a
+			// redirect: refused unless asked for (overlayfs: EPERM).
+			unix.Close(fd)
+			return false, unix.EPERM
+		}
+		switch {
+		case fd < 0:
+		case q.metacopy && len(c.lowers) > 0:
+			// Only the topmost of several metadata-only copies counts.
+			unix.Close(fd)
+		default:
+			lo := lowerObj{layer: ld.layer, fd: fd}
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				lo.names = u.lowerNames.of(&st)
 			}
-			continue
+			c.lowers = append(c.lowers, lo)
+			if c.typ == 0 {
+				c.typ = st.Mode & unix.S_IFMT
+				c.id = u.idOf(&st)
+				q.wantDir = c.typ == unix.S_IFDIR
+				c.metacopy = q.metacopy
+				q.wantData = q.metacopy
+			}
+			if c.metacopy {
+				needData = q.metacopy
+			}
 		}
-		if err != nil {
-			return false, err
-		}
-		if u.isWhiteout(ld.fd, name, &st) {
+		if q.stop {
 			break
 		}
-		if _, marker := whiteout.IsOCIMarker(name); marker {
-			break
+		if q.absolute() && !fromRoot {
+			// An absolute redirect met in this layer: the layers below
+			// are searched from their roots.
+			stack, i, fromRoot = u.rootLowers()[ld.layer.idx:], -1, true
 		}
-		if u.isTrap(&st) {
-			return false, unix.ELOOP
-		}
-		typ := st.Mode & unix.S_IFMT
-		if c.typ != 0 && (c.typ != unix.S_IFDIR || typ != unix.S_IFDIR) {
-			// A non-directory below a directory ends the merge.
-			break
-		}
-		fd, err := openPathAt(ld.fd, name)
-		if err != nil {
-			return false, err
-		}
-		c.lowers = append(c.lowers, lowerObj{layer: ld.layer, fd: fd})
-		if c.typ == 0 {
-			c.typ = typ
-			c.id = u.idOf(&st)
-		}
-		if typ != unix.S_IFDIR || u.lowerOpaque(fd) {
-			break
-		}
+	}
+	c.redirected = q.path != name
+	if needData {
+		// A metadata-only copy whose data is nowhere: never served as
+		// an empty file (overlayfs: EIO).
+		return false, unix.EIO
 	}
 	return c.typ != 0, nil
 }
@@ -243,9 +296,11 @@ func (n *Node) refreshUpper() {
 		unix.Close(fd)
 		return
 	}
+	mc := n.u.adoptsMetacopy(n.typ, fd)
 	n.mu.Lock()
 	if n.upper < 0 {
 		n.upper = fd
+		n.metacopy = mc
 		fd = -1
 	}
 	n.mu.Unlock()

@@ -27,12 +27,20 @@ type Node struct {
 
 	// seenGen is the Union's upperGen when refreshUpper last looked.
 	seenGen uint64
+	// redirected: its lower objects were found by a redirect. Set by
+	// fill, before the Node is shared.
+	redirected bool
+	// metacopy: the object that shows n's metadata (upper, else the
+	// first lower) is a metadata-only copy; the data is in the last of
+	// lowers. Only ever goes from true to false (metacopy.go).
+	metacopy bool
 }
 
 // lowerObj is an object in a lower layer.
 type lowerObj struct {
 	layer *lowerLayer
-	fd    int // O_PATH descriptor
+	fd    int      // O_PATH descriptor
+	names *nameSet // a directory's names (lowercache.go); nil if unknown
 }
 
 // File is an open regular file or directory of the union.
@@ -122,6 +130,13 @@ func (n *Node) state() (upper int, lowers []lowerObj, parent *Node, name string)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.upper, n.lowers, n.parent, n.name
+}
+
+// upperFd returns the descriptor of n's upper object, or -1.
+func (n *Node) upperFd() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.upper
 }
 
 // lowerFd returns the descriptor of n's topmost lower object, or -1.

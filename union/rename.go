@@ -5,12 +5,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Moving names: rename (see dir.go). Directories with lower parts are not
-// moved (EXDEV): this union writes no redirects.
+// Moving names: rename (see dir.go). A directory with lower parts is moved
+// by writing a redirect on its upper copy (redirect.go) when the union was
+// opened with RedirectOn, and not moved (EXDEV) otherwise.
 
 // Rename moves oldName in n to newName in newDir, replacing what newName
 // names there under rename(2)'s rules. A directory that has lower parts
-// cannot be moved (EXDEV: this union writes no redirects; mv copies).
+// gets a redirect (RedirectOn) or cannot be moved (EXDEV; mv then copies).
 // The caller tells the renamed Nodes with Moved.
 func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 	if err := checkName(newName); err != nil {
@@ -101,10 +102,8 @@ func (n *Node) renamePlan(oldName string, newDir *Node, newName string) (renameP
 			return p, unix.EISDIR
 		}
 	}
-	if srcDir {
-		if _, lowers, _, _ := src.state(); len(lowers) > 0 {
-			return p, unix.EXDEV
-		}
+	if srcDir && n.u.redirectDir != RedirectOn && src.hasLowers() {
+		return p, unix.EXDEV
 	}
 	if dst != nil && dst.typ == unix.S_IFDIR {
 		empty, err := dst.isEmptyMerged()
@@ -136,7 +135,14 @@ func (n *Node) renameLocked(oldName string, newDir *Node, newName string) (done 
 	}
 	srcDir := p.src.typ == unix.S_IFDIR
 	srcNeedsWhiteout := n.lowerPositive(oldName)
-	if srcDir && newDir.lowerPositive(newName) {
+	switch {
+	case (srcDir && p.src.hasLowers()) || (p.src.typ == unix.S_IFREG && p.src.stillMetacopy()):
+		// Its lower parts (a metadata-only copy's data) are found by
+		// the redirect from now on, not by its new name.
+		if err := u.setRedirect(p.src, sfd, oldName, n.id == newDir.id); err != nil {
+			return true, err
+		}
+	case srcDir && newDir.lowerPositive(newName):
 		// Moved over a name a lower layer has: nothing below may merge in.
 		if err := whiteout.SetOpaque(sfd, u.ns); err != nil {
 			return true, err
@@ -184,6 +190,13 @@ func (n *Node) renameLocked(oldName string, newDir *Node, newName string) (done 
 	default:
 		return true, unix.Renameat(opfd, oldName, npfd, newName)
 	}
+}
+
+// hasLowers reports whether n has objects in lower layers.
+func (n *Node) hasLowers() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.lowers) > 0
 }
 
 // sameUpperObject reports whether n and o are names of one upper inode.

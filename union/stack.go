@@ -27,6 +27,14 @@ type Options struct {
 	// the host are kept. The zero value picks Passthrough when running
 	// as root and MappedXattr otherwise.
 	Ownership Ownership
+	// RedirectDir says whether renaming a directory with lower parts
+	// writes a redirect (RedirectOn) or fails with EXDEV (the zero value,
+	// RedirectOff). Redirects in the layers are followed either way.
+	RedirectDir RedirectDir
+	// Metacopy: a change of owner, mode, times or xattrs of a lower
+	// regular file copies only its metadata (see metacopy.go), as
+	// overlayfs's metacopy=on. Off (the zero value), as overlayfs.
+	Metacopy bool
 }
 
 // Ownership is how a union stores the uid, gid and mode a client sets.
@@ -53,6 +61,8 @@ type Union struct {
 	ns             whiteout.Namespace
 	whiteoutFormat whiteout.Format
 	ownership      Ownership
+	redirectDir    RedirectDir
+	metacopy       bool
 	privileged     bool
 	devs           devIndex
 	copyups        copyUpLocks
@@ -70,6 +80,9 @@ type Union struct {
 	// directory listings against it (listcache.go).
 	nsGen    atomic.Uint64
 	listings listingCache
+
+	// lowerNames caches what lower directories hold (lowercache.go).
+	lowerNames nameSets
 }
 
 // Open validates the options and opens the layers. Nothing is written to the
@@ -81,9 +94,15 @@ func Open(opts Options) (*Union, error) {
 	if opts.Upper != "" && opts.Workdir == "" {
 		return nil, errors.New("union: an upper layer needs a work directory (workdir)")
 	}
+	if opts.Metacopy && opts.RedirectDir != RedirectOn {
+		// A renamed metadata-only copy finds its data by a redirect.
+		return nil, errors.New("union: metacopy=on needs redirect_dir=on, as in overlayfs")
+	}
 	u := &Union{work: -1}
 	u.privileged = os.Geteuid() == 0
 	u.ownership = opts.Ownership
+	u.redirectDir = opts.RedirectDir
+	u.metacopy = opts.Metacopy
 	if u.ownership == OwnershipAuto {
 		u.ownership = MappedXattr
 		if u.privileged {

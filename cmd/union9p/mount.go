@@ -71,9 +71,16 @@ type mountOptions struct {
 // first, as for overlayfs; '\:' and '\,' escape a colon or comma in a path.
 func parseMountOptions(opts []string) (mountOptions, error) {
 	var m mountOptions
+	defaultFeatures(&m.union)
 	var rest []string
 	for _, o := range opts {
 		k, v, _ := strings.Cut(o, "=")
+		if ok, err := applyFeatureOption(&m.union, k, v); ok {
+			if err != nil {
+				return m, err
+			}
+			continue
+		}
 		switch k {
 		case "lowerdir":
 			m.union.Lowers = splitEscaped(v, ':')
@@ -160,7 +167,11 @@ func mountCommand() *cli.Command {
 		Description: `Options are overlayfs's (lowerdir=A:B,upperdir=U,workdir=W; lowers topmost
 first; without upperdir the mount is read-only), generic mount options (ro,
 nosuid, noatime, ...) and 9p client options, passed through (msize, cache,
-access, posixacl, ...). SPEC is only a name shown in /proc/mounts.
+access, posixacl, ...). redirect_dir=on|follow|off (default on) says whether
+directories with lower parts can be renamed (on) or answer EXDEV so that mv
+copies them; metacopy=on|off (default off) whether a chown, chmod, utimes or
+xattr change of a lower file copies its metadata only. SPEC is only a name
+shown in /proc/mounts.
 Example: mount -t union9p -o lowerdir=/base,upperdir=/u,workdir=/w,cache=mmap base /mnt
 (with /sbin/mount.union9p a symlink to union9p).`,
 		Flags: []cli.Flag{
@@ -209,6 +220,7 @@ func mountUnion(spec, dir string, m mountOptions, fake bool) error {
 	if m.union.Upper != "" {
 		args = append(args, "--upper", m.union.Upper, "--workdir", m.union.Workdir)
 	}
+	args = append(args, "-o", featureOptions(m.union))
 	child := exec.Command("/proc/self/exe", args...)
 	child.Args[0] = "union9p" // not mount.union9p, which init would rewrite
 	child.ExtraFiles = []*os.File{serverEnd, statusW}
@@ -255,10 +267,19 @@ func mountServeCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "lower"},
 			&cli.StringFlag{Name: "upper"},
 			&cli.StringFlag{Name: "workdir"},
+			&cli.StringFlag{Name: "options", Aliases: []string{"o"}},
 		},
 		Action: func(c *cli.Context) error {
 			conn, status := os.NewFile(3, "conn"), os.NewFile(4, "status")
 			opts := union.Options{Lowers: c.StringSlice("lower"), Upper: c.String("upper"), Workdir: c.String("workdir")}
+			defaultFeatures(&opts)
+			for _, o := range splitOptionList(c.String("options")) {
+				k, v, _ := strings.Cut(o, "=")
+				if ok, err := applyFeatureOption(&opts, k, v); !ok || err != nil {
+					kmsg("union9p mount-serve: bad option %q", o)
+					return cli.Exit("", 1)
+				}
+			}
 			if err := serveMountConn(conn, status, opts); err != nil {
 				kmsg("union9p mount-serve: %v", err)
 				return cli.Exit("", 1)

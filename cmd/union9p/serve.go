@@ -45,7 +45,7 @@ Examples:
 			&cli.StringFlag{Name: "workdir", EnvVars: []string{"UNION9P_WORKDIR"},
 				Usage: "empty work `DIR` on the upper's filesystem (required with --upper)"},
 			&cli.StringFlag{Name: "options", Aliases: []string{"o"}, EnvVars: []string{"UNION9P_OPTIONS"},
-				Usage: "overlayfs-style `OPTS`: lowerdir=A:B,upperdir=U,workdir=W (instead of the flags above)"},
+				Usage: "overlayfs-style `OPTS`: lowerdir=A:B,upperdir=U,workdir=W (instead of the flags above); redirect_dir=on|follow|off (default on), metacopy=on|off (default off)"},
 			&cli.StringSliceFlag{Name: "listen", EnvVars: []string{"UNION9P_LISTEN"},
 				Usage: "`ADDR` to serve on, repeatable: unix:PATH, tcp:HOST:PORT, vsock:PORT, fd:N or stdio"},
 			&cli.UintFlag{Name: "msize", Value: p9srv.DefaultMaxMsize, EnvVars: []string{"UNION9P_MSIZE"},
@@ -172,16 +172,24 @@ func runServe(c *cli.Context) error {
 // union.Open and the addresses by p9srv.Listen.
 func parseServeFlags(c *cli.Context) (serveConfig, error) {
 	var cfg serveConfig
+	defaultFeatures(&cfg.layers)
 	for _, l := range c.StringSlice("lower") {
 		cfg.layers.Lowers = append(cfg.layers.Lowers, splitLowers(l)...)
 	}
 	cfg.layers.Upper, cfg.layers.Workdir = c.String("upper"), c.String("workdir")
 	if o := c.String("options"); o != "" {
-		if len(cfg.layers.Lowers) > 0 || cfg.layers.Upper != "" || cfg.layers.Workdir != "" {
-			return cfg, errors.New("give the layers either with -o or with --lower/--upper/--workdir, not both")
-		}
+		layerFlags := len(cfg.layers.Lowers) > 0 || cfg.layers.Upper != "" || cfg.layers.Workdir != ""
 		for _, opt := range strings.Split(o, ",") {
 			key, val, _ := strings.Cut(opt, "=")
+			if ok, err := applyFeatureOption(&cfg.layers, key, val); ok {
+				if err != nil {
+					return cfg, fmt.Errorf("-o: %w", err)
+				}
+				continue
+			}
+			if layerFlags && key != "" {
+				return cfg, errors.New("give the layers either with -o or with --lower/--upper/--workdir, not both")
+			}
 			switch key {
 			case "lowerdir":
 				cfg.layers.Lowers = splitLowers(val)
@@ -191,7 +199,7 @@ func parseServeFlags(c *cli.Context) (serveConfig, error) {
 				cfg.layers.Workdir = val
 			case "":
 			default:
-				return cfg, fmt.Errorf("-o: unknown option %q (want lowerdir, upperdir, workdir)", key)
+				return cfg, fmt.Errorf("-o: unknown option %q (want lowerdir, upperdir, workdir, redirect_dir, metacopy)", key)
 			}
 		}
 	}

@@ -74,6 +74,8 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{"unknown flag", []string{"--lower", lower, "--frobnicate", "--listen", sock}, 2, "frobnicate"},
 		{"bad msize", []string{"--lower", lower, "--read-only", "--msize", "100", "--listen", sock}, 2, "msize"},
 		{"bad -o option", []string{"-o", "lowerdir=" + lower + ",colour=red", "--read-only", "--listen", sock}, 2, "colour"},
+		{"bad redirect_dir", []string{"--lower", lower, "--upper", upper, "--workdir", work, "-o", "redirect_dir=maybe", "--listen", sock}, 2, "redirect_dir"},
+		{"metacopy without redirects", []string{"--lower", lower, "--upper", upper, "--workdir", work, "-o", "redirect_dir=off,metacopy=on", "--listen", sock}, 1, "metacopy"},
 		{"-o with an empty lower", []string{"-o", "lowerdir=" + lower + ":", "--read-only", "--listen", sock}, 1, "empty lowerdir"},
 		{"-o with missing lower", []string{"-o", "lowerdir=" + lower + ":" + filepath.Join(base, "gone") + ",upperdir=" + upper + ",workdir=" + work, "--listen", sock}, 1, "gone"},
 	}

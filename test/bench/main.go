@@ -33,7 +33,7 @@ type config struct {
 }
 
 // sectionNames lists the parts of a run, in order.
-var sectionNames = []string{"servers", "layers", "copyup", "syscalls", "memory"}
+var sectionNames = []string{"servers", "layers", "deep", "copyup", "chown", "syscalls", "memory"}
 
 func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -161,8 +161,18 @@ func bench(ctx context.Context, cl *cleanups, cfg config, out io.Writer) error {
 			return err
 		}
 	}
+	if cfg.Sections["deep"] {
+		if err := sectionDeep(ctx, cl, cfg, binary, filepath.Join(tmp, "deep"), out); err != nil {
+			return err
+		}
+	}
 	if cfg.Sections["copyup"] {
 		if err := sectionCopyUp(ctx, cl, cfg, binary, filepath.Join(tmp, "copyup"), out); err != nil {
+			return err
+		}
+	}
+	if cfg.Sections["chown"] {
+		if err := sectionChown(ctx, cl, cfg, binary, filepath.Join(tmp, "chown"), out); err != nil {
 			return err
 		}
 	}

@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/union9p/union9p/union"
 )
 
 // diffEnv is one run of the differential test: two identical copies of
@@ -40,7 +38,7 @@ const (
 
 func (m walkMode) String() string { return [...]string{"fresh-walks", "held-dirs"}[m] }
 
-func newDiffEnv(t *testing.T, layers [2]layerSpec, mode walkMode) *diffEnv {
+func newDiffEnv(t *testing.T, layers [2]layerSpec, mode walkMode, f features) *diffEnv {
 	t.Helper()
 	dir := scratchDir(t)
 	e := &diffEnv{layers: layers, before: map[string]hostSnapshot{}}
@@ -64,13 +62,13 @@ func newDiffEnv(t *testing.T, layers [2]layerSpec, mode walkMode) *diffEnv {
 
 	dirs := mkdirs(t, dir, "union-upper", "union-work", "kernel-upper", "kernel-work", "kernel-mnt")
 	e.unionUpper, e.kernelUpper = dirs[0], dirs[2]
-	e.unmount = mountOverlay(t, e.kernelLowers, dirs[2], dirs[3], dirs[4])
+	e.unmount = mountOverlay(t, e.kernelLowers, dirs[2], dirs[3], dirs[4], f)
 	var err error
 	if e.kernel, err = openKernelFS(dirs[4]); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.kernel.Close() })
-	if e.union, err = openUnionFS(union.Options{Lowers: e.unionLowers, Upper: dirs[0], Workdir: dirs[1]}); err != nil {
+	if e.union, err = openUnionFS(f.options(e.unionLowers, dirs[0], dirs[1])); err != nil {
 		t.Fatalf("union.Open: %v", err)
 	}
 	t.Cleanup(func() { e.union.Close() })

@@ -10,8 +10,9 @@ import (
 )
 
 // TestDifferential runs randomized operation sequences through union and
-// through a kernel overlay mount (redirect_dir=off, index=off,
-// metacopy=off) of identical copies of the same generated layers. Every
+// through a kernel overlay mount of identical copies of the same generated
+// layers, once for each set of features (allFeatures: without redirects,
+// with redirect_dir=on, ...; index=off always). Every
 // outcome (errno included, and what reads return) must agree, the merged
 // trees must agree every few operations and at the end, and neither the
 // lower layers nor a sentinel directory beside them may change.
@@ -19,22 +20,26 @@ func TestDifferential(t *testing.T) {
 	requireOverlay(t)
 	cfg := diffConfigFromEnv(t)
 	start := time.Now()
-	for _, seed := range cfg.seeds {
-		for _, mode := range []walkMode{freshWalks, heldDirs} {
-			t.Run(fmt.Sprintf("seed-%d/%s", seed, mode), func(t *testing.T) {
-				runSeed(t, seed, mode, cfg)
-			})
-		}
+	for _, f := range allFeatures {
+		t.Run(f.name, func(t *testing.T) {
+			for _, seed := range cfg.seeds {
+				for _, mode := range []walkMode{freshWalks, heldDirs} {
+					t.Run(fmt.Sprintf("seed-%d/%s", seed, mode), func(t *testing.T) {
+						runSeed(t, seed, mode, f, cfg)
+					})
+				}
+			}
+		})
 	}
-	t.Logf("%d seeds x %d operations, twice, in %v", len(cfg.seeds), cfg.ops, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d seeds x %d operations, twice, for %d feature sets, in %v", len(cfg.seeds), cfg.ops, len(allFeatures), time.Since(start).Round(time.Millisecond))
 }
 
 // runSeed runs one seed's sequence on both sides and reports how they
 // disagreed.
-func runSeed(t *testing.T, seed int64, mode walkMode, cfg diffConfig) {
+func runSeed(t *testing.T, seed int64, mode walkMode, f features, cfg diffConfig) {
 	layers := generateLayers(seed)
 	ops := generateOps(seed, layers, cfg.ops)
-	env := newDiffEnv(t, layers, mode)
+	env := newDiffEnv(t, layers, mode, f)
 	divs := runDiff(env, ops, cfg.treeEvery)
 	if err := env.unmount(); err != nil {
 		t.Errorf("unmount kernel overlay: %v", err)
@@ -47,11 +52,11 @@ func runSeed(t *testing.T, seed int64, mode walkMode, cfg diffConfig) {
 	for _, d := range divs {
 		fmt.Fprintf(&b, "%s\n  the operations up to it:\n%s", d, describeOps(ops, d.Index-12, d.Index))
 	}
-	t.Errorf("seed %d, %s: union and the kernel disagree (replay: UNION9P_DIFF_SEED=%d UNION9P_DIFF_OPS=%d go test ./test/difftest -run 'TestDifferential/^seed-%d$/^%s$'):\n%slayers of the run:\n%s",
-		seed, mode, seed, cfg.ops, seed, mode, b.String(), describeLayers(layers, nil))
+	t.Errorf("seed %d, %s, %s: union and the kernel disagree (replay: UNION9P_DIFF_SEED=%d UNION9P_DIFF_OPS=%d go test ./test/difftest -run 'TestDifferential/^%s$/^seed-%d$/^%s$'):\n%slayers of the run:\n%s",
+		seed, mode, f.name, seed, cfg.ops, f.name, seed, mode, b.String(), describeLayers(layers, nil))
 	if cfg.minimize {
 		for _, d := range divs {
-			reportMinimized(t, seed, mode, layers, ops, d)
+			reportMinimized(t, seed, mode, f, layers, ops, d)
 		}
 	} else {
 		t.Logf("set UNION9P_DIFF_MINIMIZE=1 to shrink the sequence")

@@ -118,7 +118,7 @@ func TestShrinkKeepsOnlyWhatFails(t *testing.T) {
 // behind its back: the comparison must report it.
 func TestDifferentialSeesATamperedUpper(t *testing.T) {
 	requireOverlay(t)
-	env := newDiffEnv(t, generateLayers(1), freshWalks)
+	env := newDiffEnv(t, generateLayers(1), freshWalks, plainFeatures)
 	if err := os.WriteFile(filepath.Join(env.unionUpper, "planted"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 // divergences, maybe) to a short one that still does, replaying each
 // candidate on fresh copies of the same layers, and logs it with the layer
 // entries it touches.
-func reportMinimized(t *testing.T, seed int64, mode walkMode, layers [2]layerSpec, ops []op, want *divergence) {
+func reportMinimized(t *testing.T, seed int64, mode walkMode, f features, layers [2]layerSpec, ops []op, want *divergence) {
 	t.Helper()
 	runs := 0
 	fails := func(candidate []op) bool {
@@ -18,7 +18,7 @@ func reportMinimized(t *testing.T, seed int64, mode walkMode, layers [2]layerSpe
 		found := false
 		// Each replay gets its own environment, torn down before the next.
 		t.Run(fmt.Sprintf("replay-%d", runs), func(t *testing.T) {
-			env := newDiffEnv(t, layers, mode)
+			env := newDiffEnv(t, layers, mode, f)
 			for _, d := range runDiff(env, candidate, 0) {
 				found = found || d.signature() == want.signature()
 			}

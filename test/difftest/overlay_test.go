@@ -7,14 +7,39 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/union9p/union9p/union"
 	"golang.org/x/sys/unix"
 )
 
-// overlayOptions are the kernel overlayfs features union imitates: no
-// redirects (directory renames with lower parts fail with EXDEV), no
-// inode index (hard links of lowers break on copy-up), no metadata-only
-// copy-up.
-const overlayOptions = "redirect_dir=off,index=off,metacopy=off"
+// features is a set of overlayfs options and the union options that
+// imitate them. Every set keeps index=off: union has no inode index (hard
+// links of lowers break on copy-up, as without overlayfs's index).
+type features struct {
+	name   string // for test names
+	kernel string // overlay mount options
+	union  func(*union.Options)
+}
+
+var (
+	// plainFeatures: no redirects (directory renames with lower parts
+	// fail with EXDEV), no metadata-only copy-up.
+	plainFeatures = features{"plain", "redirect_dir=off,index=off,metacopy=off", func(*union.Options) {}}
+	// redirectFeatures: directory renames write redirects.
+	redirectFeatures = features{"redirect", "redirect_dir=on,index=off,metacopy=off", func(o *union.Options) { o.RedirectDir = union.RedirectOn }}
+	// metacopyFeatures: metadata-only copy-up (which needs redirects).
+	metacopyFeatures = features{"metacopy", "redirect_dir=on,index=off,metacopy=on", func(o *union.Options) {
+		o.RedirectDir, o.Metacopy = union.RedirectOn, true
+	}}
+	// allFeatures lists the sets the differential tests run with.
+	allFeatures = []features{plainFeatures, redirectFeatures, metacopyFeatures}
+)
+
+// options returns union options for the layers with f's features.
+func (f features) options(lowers []string, upper, work string) union.Options {
+	o := union.Options{Lowers: lowers, Upper: upper, Workdir: work}
+	f.union(&o)
+	return o
+}
 
 // requireRoot skips the test unless it runs as root, which whiteouts
 // (mknod), trusted.* xattrs and mounting need.
@@ -38,7 +63,7 @@ func requireOverlay(t *testing.T) {
 		}
 	}
 	lowers = append(lowers, filepath.Join(dir, "lower"))
-	opts := overlayMountData(lowers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	opts := overlayMountData(lowers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), plainFeatures)
 	mnt := filepath.Join(dir, "mnt")
 	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
 		t.Skipf("kernel overlay mount impossible here (mount -t overlay -o %s: %v)", opts, err)
@@ -48,16 +73,16 @@ func requireOverlay(t *testing.T) {
 	}
 }
 
-func overlayMountData(lowers []string, upper, work string) string {
-	return "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work + "," + overlayOptions
+func overlayMountData(lowers []string, upper, work string, f features) string {
+	return "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work + "," + f.kernel
 }
 
 // mountOverlay mounts a kernel overlay of lowers (topmost first), upper and
-// work at mnt. The returned function unmounts it; it is safe to call more
-// than once, and the test's cleanup calls it too.
-func mountOverlay(t *testing.T, lowers []string, upper, work, mnt string) (unmountFn func() error) {
+// work at mnt, with the features f. The returned function unmounts it; it
+// is safe to call more than once, and the test's cleanup calls it too.
+func mountOverlay(t *testing.T, lowers []string, upper, work, mnt string, f features) (unmountFn func() error) {
 	t.Helper()
-	opts := overlayMountData(lowers, upper, work)
+	opts := overlayMountData(lowers, upper, work, f)
 	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
 		t.Fatalf("mount -t overlay -o %s %s: %v", opts, mnt, err)
 	}

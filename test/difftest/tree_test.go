@@ -18,7 +18,10 @@ type mergedTree map[string]string
 // maxTreeEntries bounds a capture, in case a union bug makes a loop.
 const maxTreeEntries = 20000
 
-func captureTree(fs fsys) mergedTree {
+func captureTree(fs fsys) mergedTree { return captureTreeFrom(fs, "") }
+
+// captureTreeFrom is captureTree of the subtree at root.
+func captureTreeFrom(fs fsys, root string) mergedTree {
 	tree := mergedTree{}
 	var visit func(p string)
 	visit = func(p string) {
@@ -82,7 +85,7 @@ func captureTree(fs fsys) mergedTree {
 			}
 		}
 	}
-	visit("")
+	visit(root)
 	return tree
 }
 

@@ -5,33 +5,36 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/union9p/union9p/union"
 )
 
 // TestUnionUpperMountsInKernel checks that union writes its upper layer in
 // the kernel's format: after a randomized sequence of operations through
 // union, a kernel overlay mount of the same lowers and that upper (with a
 // fresh workdir) shows exactly the tree union showed, and so does union
-// itself when opened again on it.
+// itself when opened again on it. It runs for each set of features, so
+// redirects union writes are read by the kernel mounted with them.
 func TestUnionUpperMountsInKernel(t *testing.T) {
 	requireOverlay(t)
-	for _, seed := range formatSeeds(t) {
-		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
-			checkUpperFormat(t, seed, unionThenKernel)
-		})
+	for _, f := range allFeatures {
+		for _, seed := range formatSeeds(t) {
+			t.Run(fmt.Sprintf("%s/seed-%d", f.name, seed), func(t *testing.T) {
+				checkUpperFormat(t, seed, f, unionThenKernel)
+			})
+		}
 	}
 }
 
 // TestKernelUpperOpensInUnion is the reverse: an upper written through a
 // kernel overlay mount, opened by union on the same lowers, shows the tree
-// the kernel showed.
+// the kernel showed (redirects the kernel wrote included).
 func TestKernelUpperOpensInUnion(t *testing.T) {
 	requireOverlay(t)
-	for _, seed := range formatSeeds(t) {
-		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
-			checkUpperFormat(t, seed, kernelThenUnion)
-		})
+	for _, f := range allFeatures {
+		for _, seed := range formatSeeds(t) {
+			t.Run(fmt.Sprintf("%s/seed-%d", f.name, seed), func(t *testing.T) {
+				checkUpperFormat(t, seed, f, kernelThenUnion)
+			})
+		}
 	}
 }
 
@@ -48,14 +51,14 @@ func formatSeeds(t *testing.T) []int64 {
 // through the other. It returns how the tree read differs from the tree
 // written (as the kernel and union sides of treeDiff), and checks itself
 // that the lowers did not change.
-type upperScenario func(t *testing.T, layers [2]layerSpec, ops []op) []treeDiff
+type upperScenario func(t *testing.T, layers [2]layerSpec, f features, ops []op) []treeDiff
 
-func checkUpperFormat(t *testing.T, seed int64, scenario upperScenario) {
+func checkUpperFormat(t *testing.T, seed int64, f features, scenario upperScenario) {
 	t.Helper()
 	cfg := diffConfigFromEnv(t)
 	layers := generateLayers(seed)
 	ops := generateOps(seed, layers, cfg.ops)
-	diffs := scenario(t, layers, ops)
+	diffs := scenario(t, layers, f, ops)
 	if len(diffs) == 0 {
 		return
 	}
@@ -78,7 +81,7 @@ func checkUpperFormat(t *testing.T, seed int64, scenario upperScenario) {
 		runs++
 		found := false
 		t.Run(fmt.Sprintf("replay-%d", runs), func(t *testing.T) {
-			d := scenario(t, layers, candidate)
+			d := scenario(t, layers, f, candidate)
 			found = len(d) > 0 && d[0].String() == want
 		})
 		return found
@@ -93,12 +96,13 @@ type formatEnv struct {
 	upper, work1, work2 string
 	mnt                 string
 	lowersBefore        []hostSnapshot
+	features            features
 }
 
-func newFormatEnv(t *testing.T, layers [2]layerSpec) *formatEnv {
+func newFormatEnv(t *testing.T, layers [2]layerSpec, f features) *formatEnv {
 	t.Helper()
 	dir := scratchDir(t)
-	e := &formatEnv{lowers: mkdirs(t, dir, "lower1", "lower2")}
+	e := &formatEnv{lowers: mkdirs(t, dir, "lower1", "lower2"), features: f}
 	for i, l := range layers {
 		materialize(t, l, e.lowers[i])
 		e.lowersBefore = append(e.lowersBefore, snapshotHost(t, e.lowers[i]))
@@ -119,7 +123,7 @@ func (e *formatEnv) requireLowersUntouched(t *testing.T) {
 // runs fn on it.
 func (e *formatEnv) withUnion(t *testing.T, work string, fn func(fs *unionFS)) {
 	t.Helper()
-	fs, err := openUnionFS(union.Options{Lowers: e.lowers, Upper: e.upper, Workdir: work})
+	fs, err := openUnionFS(e.features.options(e.lowers, e.upper, work))
 	if err != nil {
 		t.Fatalf("union.Open: %v", err)
 	}
@@ -131,7 +135,7 @@ func (e *formatEnv) withUnion(t *testing.T, work string, fn func(fs *unionFS)) {
 // on the mount.
 func (e *formatEnv) withKernel(t *testing.T, work string, fn func(fs *kernelFS)) {
 	t.Helper()
-	unmount := mountOverlay(t, e.lowers, e.upper, work, e.mnt)
+	unmount := mountOverlay(t, e.lowers, e.upper, work, e.mnt, e.features)
 	fs, err := openKernelFS(e.mnt)
 	if err != nil {
 		t.Fatal(err)
@@ -156,9 +160,9 @@ func runOps(fs fsys, ops []op) {
 	}
 }
 
-func unionThenKernel(t *testing.T, layers [2]layerSpec, ops []op) []treeDiff {
+func unionThenKernel(t *testing.T, layers [2]layerSpec, f features, ops []op) []treeDiff {
 	t.Helper()
-	e := newFormatEnv(t, layers)
+	e := newFormatEnv(t, layers, f)
 	var written, reopened, mounted mergedTree
 	e.withUnion(t, e.work1, func(fs *unionFS) {
 		runOps(fs, ops)
@@ -173,9 +177,9 @@ func unionThenKernel(t *testing.T, layers [2]layerSpec, ops []op) []treeDiff {
 	return diffTrees(mounted, written, 0)
 }
 
-func kernelThenUnion(t *testing.T, layers [2]layerSpec, ops []op) []treeDiff {
+func kernelThenUnion(t *testing.T, layers [2]layerSpec, f features, ops []op) []treeDiff {
 	t.Helper()
-	e := newFormatEnv(t, layers)
+	e := newFormatEnv(t, layers, f)
 	var written, opened mergedTree
 	e.withKernel(t, e.work1, func(fs *kernelFS) {
 		runOps(fs, ops)

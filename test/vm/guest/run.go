@@ -137,7 +137,7 @@ func (r *runner) run() {
 	}
 	if r.step("overlay", "mount-t-overlay", func() error {
 		return guestutil.Command("/bin/mount", "-t", "overlay", "-o",
-			"lowerdir="+lower+",upperdir="+layers+"/uo,workdir="+layers+"/wo", "overlay", ovlMount)
+			"lowerdir="+lower+",upperdir="+layers+"/uo,workdir="+layers+"/wo,redirect_dir=on", "overlay", ovlMount)
 	}) {
 		r.suite("overlay", ovlMount)
 		r.step("overlay", "manifest", func() (err error) {
