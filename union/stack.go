@@ -70,6 +70,8 @@ type Union struct {
 	// directory listings against it (listcache.go).
 	nsGen    atomic.Uint64
 	listings listingCache
+
+	lock *LayerLock // on the upper and work directories (worklock.go)
 }
 
 // Open validates the options and opens the layers. Nothing is written to the
@@ -170,6 +172,10 @@ func Open(opts Options) (*Union, error) {
 		u.lowers = append(u.lowers, l)
 	}
 	if upperAbs != "" {
+		// Before anything is written: another process may be using them.
+		if u.lock, err = LockLayers(upperAbs, workAbs); err != nil {
+			return nil, fmt.Errorf("union: %w", err)
+		}
 		up, err := openUpperLayer(upperAbs)
 		if err != nil {
 			return nil, fmt.Errorf("union: upperdir %q: %w", opts.Upper, err)
@@ -212,6 +218,7 @@ func (u *Union) Close() error {
 		if u.work >= 0 {
 			unix.Close(u.work)
 		}
+		u.lock.Release()
 	})
 	return nil
 }
