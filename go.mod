@@ -6,6 +6,7 @@ require (
 	github.com/hugelgupf/p9 v0.4.1
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/sys v0.50.0
+	golang.org/x/term v0.48.0
 )
 
 require (

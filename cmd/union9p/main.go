@@ -62,6 +62,7 @@ func main() {
 			os.Exit(exitFailure)
 		},
 	}
+	app.Commands = append(app.Commands, toolCommands()...) // tools.go
 	for _, cmd := range app.Commands {
 		if cmd.OnUsageError == nil {
 			cmd.OnUsageError = usageError

@@ -1,0 +1,182 @@
+package difftest
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/union9p/union9p/union"
+	"github.com/union9p/union9p/union/layertool"
+)
+
+// The layer tools are checked against what the upper means: the merged
+// trees walked before and after a random workload, through the kernel's
+// overlayfs and through union. Each scenario writes an upper with one
+// implementation, then runs a tool and compares.
+
+// layerToolSeeds are few: each seed writes an upper and runs every tool.
+func layerToolSeeds(t *testing.T) []int64 {
+	seeds := diffConfigFromEnv(t).seeds
+	if len(seeds) > 6 && os.Getenv("UNION9P_DIFF_SEEDS") == "" {
+		seeds = seeds[:6]
+	}
+	return seeds
+}
+
+// writer writes an upper for env e and returns the merged trees before
+// and after the workload.
+type writer struct {
+	name  string
+	write func(t *testing.T, e *formatEnv, ops []op) (before, after mergedTree)
+}
+
+var upperWriters = []writer{
+	{"kernel", func(t *testing.T, e *formatEnv, ops []op) (before, after mergedTree) {
+		e.withKernel(t, e.work1, func(fs *kernelFS) {
+			before = captureTree(fs)
+			runOps(fs, ops)
+			after = captureTree(fs)
+		})
+		return before, after
+	}},
+	{"union", func(t *testing.T, e *formatEnv, ops []op) (before, after mergedTree) {
+		e.withUnion(t, e.work1, func(fs *unionFS) {
+			before = captureTree(fs)
+			runOps(fs, ops)
+			after = captureTree(fs)
+		})
+		return before, after
+	}},
+}
+
+// forEachUpper runs fn on an upper written by each writer for each seed.
+func forEachUpper(t *testing.T, fn func(t *testing.T, e *formatEnv, before, after mergedTree)) {
+	requireOverlay(t)
+	cfg := diffConfigFromEnv(t)
+	for _, seed := range layerToolSeeds(t) {
+		for _, w := range upperWriters {
+			t.Run(fmt.Sprintf("seed-%d/%s", seed, w.name), func(t *testing.T) {
+				layers := generateLayers(seed)
+				e := newFormatEnv(t, layers)
+				before, after := w.write(t, e, generateOps(seed, layers, cfg.ops))
+				fn(t, e, before, after)
+				e.requireLowersUntouched(t)
+			})
+		}
+	}
+}
+
+func (e *formatEnv) layers() layertool.Layers {
+	return layertool.Layers{Lowers: e.lowers, Upper: e.upper, Workdir: e.work1}
+}
+
+// expectedChanges is the difference of two merged trees in diff's terms:
+// paths only after are added, paths in both with another description
+// changed, paths only before deleted where their parent is still a
+// directory (a deleted directory's contents are implied).
+func expectedChanges(before, after mergedTree) []string {
+	var out []string
+	for p, a := range after {
+		if p == "" {
+			continue
+		}
+		b, ok := before[p]
+		switch {
+		case !ok:
+			out = append(out, "A /"+p)
+		case a != b:
+			out = append(out, "C /"+p)
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; ok || p == "" {
+			continue
+		}
+		parent := path.Dir(p)
+		if parent == "." {
+			parent = ""
+		}
+		if isDirDescription(after[parent]) {
+			out = append(out, "D /"+p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][2:] < out[j][2:] })
+	return out
+}
+
+func isDirDescription(d string) bool { return strings.HasPrefix(d, "mode=004") }
+
+func changeLines(cs []layertool.Change) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.String()
+	}
+	return out
+}
+
+func TestLayerToolDiffEqualsTreeDifference(t *testing.T) {
+	forEachUpper(t, func(t *testing.T, e *formatEnv, before, after mergedTree) {
+		got, err := layertool.Diff(e.layers(), layertool.DiffOptions{Content: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := expectedChanges(before, after)
+		if len(want) == 0 {
+			t.Fatal("the workload changed nothing: the check would be empty")
+		}
+		t.Logf("%d changes", len(want))
+		if g := changeLines(got); strings.Join(g, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("diff --content:\n%s\nwant (from the merged trees):\n%s\n%s", strings.Join(g, "\n"), strings.Join(want, "\n"), lineDiff(g, want))
+		}
+		// Without --content, every object of the upper that hides one is
+		// listed: a superset of the content diff, same A and D lines.
+		all, err := layertool.Diff(e.layers(), layertool.DiffOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := map[string]bool{}
+		for _, l := range changeLines(all) {
+			set[l] = true
+		}
+		for _, l := range want {
+			if !set[l] {
+				t.Errorf("diff without --content lacks %q", l)
+			}
+		}
+		for _, l := range changeLines(all) {
+			if l[0] != 'C' && !contains(want, l) {
+				t.Errorf("diff without --content has %q, which the trees do not show", l)
+			}
+		}
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// lineDiff shows the lines only one side has.
+func lineDiff(got, want []string) string {
+	var b strings.Builder
+	for _, g := range got {
+		if !contains(want, g) {
+			fmt.Fprintf(&b, "  extra:   %s\n", g)
+		}
+	}
+	for _, w := range want {
+		if !contains(got, w) {
+			fmt.Fprintf(&b, "  missing: %s\n", w)
+		}
+	}
+	return b.String()
+}
+
+var _ = union.Options{}
