@@ -93,5 +93,7 @@ func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 func toolCommands() []*cli.Command {
 	return []*cli.Command{
 		diffCommand(),
+		exportCommand(),
+		importCommand(),
 	}
 }

@@ -1,9 +1,11 @@
 package difftest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -180,3 +182,64 @@ func lineDiff(got, want []string) string {
 }
 
 var _ = union.Options{}
+
+// exportImport exports e's upper and imports it into a new directory,
+// returned, beside it.
+func exportImport(t *testing.T, e *formatEnv, compression string) (layer []byte, upper string) {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := layertool.Export(e.layers(), &buf, layertool.ExportOptions{Compression: compression}); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	upper = filepath.Join(filepath.Dir(e.upper), "imported-"+compression)
+	if _, err := layertool.Import(bytes.NewReader(buf.Bytes()), upper, layertool.ImportOptions{}); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	return buf.Bytes(), upper
+}
+
+// treesOfUpper returns the merged trees of e's lowers under upper, through
+// the kernel's overlayfs and through union.
+func treesOfUpper(t *testing.T, e *formatEnv, upper string) (kernel, un mergedTree) {
+	t.Helper()
+	saved := e.upper
+	defer func() { e.upper = saved }()
+	e.upper = upper
+	work := t.TempDir()
+	e.withKernel(t, work, func(fs *kernelFS) { kernel = captureTree(fs) })
+	work2 := t.TempDir()
+	e.withUnion(t, work2, func(fs *unionFS) { un = captureTree(fs) })
+	return kernel, un
+}
+
+func requireSameTree(t *testing.T, what string, want, got mergedTree) {
+	t.Helper()
+	if d := diffTrees(want, got, 5); len(d) > 0 {
+		var b strings.Builder
+		for _, x := range d {
+			fmt.Fprintf(&b, "%s\n", x)
+		}
+		t.Fatalf("%s shows another tree (kernel: as written; union: %s):\n%s", what, what, b.String())
+	}
+}
+
+// An upper exported and imported again onto the same lowers shows the
+// same merged tree, through the kernel's overlayfs and through union; the
+// export is byte-identical when repeated, compressed or not.
+func TestLayerToolExportImportRoundTrip(t *testing.T) {
+	forEachUpper(t, func(t *testing.T, e *formatEnv, before, after mergedTree) {
+		for _, comp := range []string{"", "gzip", "zstd"} {
+			layer, upper := exportImport(t, e, comp)
+			var again bytes.Buffer
+			if _, err := layertool.Export(e.layers(), &again, layertool.ExportOptions{Compression: comp}); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(layer, again.Bytes()) {
+				t.Fatalf("export %q twice gave different bytes (%d and %d)", comp, len(layer), again.Len())
+			}
+			kernel, un := treesOfUpper(t, e, upper)
+			requireSameTree(t, "kernel overlay of the imported upper ("+comp+")", after, kernel)
+			requireSameTree(t, "union of the imported upper ("+comp+")", after, un)
+		}
+	})
+}
