@@ -229,31 +229,46 @@ func (im *importer) entry(h *tar.Header, r io.Reader) error {
 	default:
 		return fmt.Errorf("unsupported entry type %q", h.Typeflag)
 	}
-	// A later entry replaces an earlier non-directory of the same name.
-	var st unix.Stat_t
-	if err := lstatAt(parent, name, &st); err == nil {
+	if err := im.create(parent, name, h, r); errors.Is(err, unix.EEXIST) {
+		// A later entry replaces an earlier non-directory of that name.
+		var st unix.Stat_t
+		if err := lstatAt(parent, name, &st); err != nil {
+			return err
+		}
 		if fileType(&st) == unix.S_IFDIR {
 			return errors.New("a directory of that name exists")
 		}
 		if err := unix.Unlinkat(parent, name, 0); err != nil {
 			return err
 		}
+		if err := im.create(parent, name, h, r); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
 	}
+	if h.Typeflag == tar.TypeLink || h.Typeflag == tar.TypeReg {
+		return nil // a link shares its target's attributes; a file set them through its fd
+	}
+	if err := im.setMeta(parent, name, h, false); err != nil {
+		return err
+	}
+	t := unix.NsecToTimespec(h.ModTime.UnixNano())
+	return unix.UtimesNanoAt(parent, name, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// create makes the non-directory entry h as name in parent; EEXIST when
+// the name is taken.
+func (im *importer) create(parent int, name string, h *tar.Header, r io.Reader) error {
 	switch h.Typeflag {
 	case tar.TypeReg:
-		if err := im.file(parent, name, h, r); err != nil {
-			return err
-		}
+		return im.file(parent, name, h, r)
 	case tar.TypeSymlink:
-		if err := unix.Symlinkat(h.Linkname, parent, name); err != nil {
-			return err
-		}
+		return unix.Symlinkat(h.Linkname, parent, name)
 	case tar.TypeLink:
 		return im.link(parent, name, h)
 	case tar.TypeFifo:
-		if err := unix.Mkfifoat(parent, name, 0o600); err != nil {
-			return err
-		}
+		return unix.Mkfifoat(parent, name, 0o600)
 	case tar.TypeChar, tar.TypeBlock:
 		if !im.privileged {
 			return errors.New("device node refused: only root may create device nodes")
@@ -262,15 +277,9 @@ func (im *importer) entry(h *tar.Header, r io.Reader) error {
 		if h.Typeflag == tar.TypeBlock {
 			mode = unix.S_IFBLK
 		}
-		if err := unix.Mknodat(parent, name, mode|0o600, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
-			return err
-		}
+		return unix.Mknodat(parent, name, mode|0o600, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))))
 	}
-	if err := im.setMeta(parent, name, h, false); err != nil {
-		return err
-	}
-	t := unix.NsecToTimespec(h.ModTime.UnixNano())
-	return unix.UtimesNanoAt(parent, name, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW)
+	return fmt.Errorf("unsupported entry type %q", h.Typeflag)
 }
 
 // marker turns an OCI marker into overlayfs's format.
@@ -298,34 +307,44 @@ func checkName(name string) error {
 	return nil
 }
 
-// file writes a regular file's data, leaving blocks of zeros as holes.
+// file writes a regular file's data, leaving blocks of zeros as holes,
+// and sets its attributes through its descriptor.
 func (im *importer) file(parent int, name string, h *tar.Header, r io.Reader) error {
 	fd, err := unix.Openat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
 	}
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
-	var off int64
-	for {
-		n, err := io.ReadFull(r, im.buf)
+	defer unix.Close(fd)
+	var off, end int64 // end: where the last write ended
+	for off < h.Size {
+		n, err := io.ReadFull(r, im.buf[:min(int64(len(im.buf)), h.Size-off)])
 		if n > 0 {
-			if err := writeSparse(f, im.buf[:n], off); err != nil {
-				return err
+			w, werr := writeSparse(fd, im.buf[:n], off)
+			if werr != nil {
+				return werr
+			}
+			if w > 0 {
+				end = w
 			}
 			off += int64(n)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
+			return fmt.Errorf("truncated archive: %d of %d bytes: %w", off, h.Size, io.ErrUnexpectedEOF)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	if off != h.Size {
-		return fmt.Errorf("truncated archive: %d of %d bytes: %w", off, h.Size, io.ErrUnexpectedEOF)
+	if end != off {
+		if err := unix.Ftruncate(fd, off); err != nil { // a trailing hole
+			return err
+		}
 	}
-	if err := f.Truncate(off); err != nil { // a trailing hole
+	if err := im.setMetaFd(fd, parent, name, h); err != nil {
+		return err
+	}
+	t := unix.NsecToTimespec(h.ModTime.UnixNano())
+	if err := unix.UtimesNanoAt(fd, "", []unix.Timespec{t, t}, unix.AT_EMPTY_PATH); err != nil {
 		return err
 	}
 	im.stats.Bytes += off
@@ -333,21 +352,36 @@ func (im *importer) file(parent int, name string, h *tar.Header, r io.Reader) er
 	return nil
 }
 
-// writeSparse writes b at off, skipping 4 KiB blocks of zeros.
-func writeSparse(f *os.File, b []byte, off int64) error {
+// writeSparse writes b at off into fd, skipping 4 KiB blocks of zeros. It
+// returns the offset where its last write ended (0 if it wrote nothing).
+func writeSparse(fd int, b []byte, off int64) (int64, error) {
 	const blk = 4096
+	var end int64
 	for len(b) > 0 {
 		n := min(blk, len(b))
 		if !allZero(b[:n]) {
 			// Write the run of non-zero blocks at once.
-			end := n
-			for end < len(b) && !allZero(b[end:min(end+blk, len(b))]) {
-				end = min(end+blk, len(b))
+			for n < len(b) && !allZero(b[n:min(n+blk, len(b))]) {
+				n = min(n+blk, len(b))
 			}
-			if _, err := f.WriteAt(b[:end], off); err != nil {
-				return err
+			if err := pwriteAll(fd, b[:n], off); err != nil {
+				return 0, err
 			}
-			n = end
+			end = off + int64(n)
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return end, nil
+}
+
+func pwriteAll(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
 		}
 		b, off = b[n:], off+int64(n)
 	}
@@ -392,17 +426,54 @@ func (im *importer) link(parent int, name string, h *tar.Header) error {
 
 // setMeta sets owner, mode and xattrs of name in parent from h.
 func (im *importer) setMeta(parent int, name string, h *tar.Header, isRoot bool) error {
-	mode := uint32(h.Mode) & 0o7777
 	isLink := h.Typeflag == tar.TypeSymlink
 	if im.privileged {
 		if err := unix.Fchownat(parent, name, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
 	}
+	if err := im.setXattrs(parent, name, h); err != nil {
+		return err
+	}
+	if isLink {
+		return nil
+	}
+	mode, err := im.mapOwner(parent, name, h, h.Typeflag == tar.TypeDir || isRoot)
+	if err != nil {
+		return err
+	}
+	return unix.Fchmodat(parent, name, mode, 0)
+}
+
+// setMetaFd is setMeta for a regular file open at fd.
+func (im *importer) setMetaFd(fd, parent int, name string, h *tar.Header) error {
+	if im.privileged {
+		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
+			return err
+		}
+	}
+	if len(h.PAXRecords) > 0 {
+		if err := im.setXattrs(parent, name, h); err != nil {
+			return err
+		}
+	}
+	mode, err := im.mapOwner(parent, name, h, false)
+	if err != nil {
+		return err
+	}
+	if mode == 0o600 {
+		return nil // as created
+	}
+	return unix.Fchmod(fd, mode)
+}
+
+// setXattrs sets the archive's xattrs (SCHILY.xattr.*) but no overlay
+// markers or mapped owners: those an archive is not trusted with.
+func (im *importer) setXattrs(parent int, name string, h *tar.Header) error {
 	for k, v := range h.PAXRecords {
 		x, ok := strings.CutPrefix(k, "SCHILY.xattr.")
 		if !ok || isPrivateXattr(x) {
-			continue // overlay markers and mapped owners from an archive are not trusted
+			continue
 		}
 		if err := setXattr(parent, name, x, []byte(v)); err != nil {
 			if err == unix.EPERM && !im.privileged {
@@ -411,28 +482,32 @@ func (im *importer) setMeta(parent int, name string, h *tar.Header, isRoot bool)
 			return fmt.Errorf("xattr %s: %w", x, err)
 		}
 	}
-	if isLink {
-		return nil
+	return nil
+}
+
+// mapOwner returns the host mode to set. Unprivileged, the owner and mode
+// clients see go to the mapped xattrs and the host keeps a mode the server
+// can use.
+func (im *importer) mapOwner(parent int, name string, h *tar.Header, isDir bool) (uint32, error) {
+	mode := uint32(h.Mode) & 0o7777
+	if im.privileged {
+		return mode, nil
 	}
-	if !im.privileged {
-		// The host object stays usable by the server; what clients see is
-		// kept in the mapped xattrs.
-		var b4 [4]byte
-		for _, kv := range []struct {
-			k string
-			v uint32
-		}{{"uid", uint32(h.Uid)}, {"gid", uint32(h.Gid)}, {"mode", mode}} {
-			binary.NativeEndian.PutUint32(b4[:], kv.v)
-			if err := setXattr(parent, name, mappedPrefix+kv.k, b4[:]); err != nil {
-				return fmt.Errorf("mapped owner: %w", err)
-			}
-		}
-		mode |= 0o600
-		if h.Typeflag == tar.TypeDir || isRoot {
-			mode |= 0o700
+	var b4 [4]byte
+	for _, kv := range []struct {
+		k string
+		v uint32
+	}{{"uid", uint32(h.Uid)}, {"gid", uint32(h.Gid)}, {"mode", mode}} {
+		binary.NativeEndian.PutUint32(b4[:], kv.v)
+		if err := setXattr(parent, name, mappedPrefix+kv.k, b4[:]); err != nil {
+			return 0, fmt.Errorf("mapped owner: %w", err)
 		}
 	}
-	return unix.Fchmodat(parent, name, mode, 0)
+	mode |= 0o600
+	if isDir {
+		mode |= 0o700
+	}
+	return mode, nil
 }
 
 // finishDirs sets the directories' times, deepest first.
