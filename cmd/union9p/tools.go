@@ -95,5 +95,8 @@ func toolCommands() []*cli.Command {
 		diffCommand(),
 		exportCommand(),
 		importCommand(),
+		mergeCommand(),
+		vacuumCommand(),
+		resetCommand(),
 	}
 }

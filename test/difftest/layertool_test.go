@@ -243,3 +243,104 @@ func TestLayerToolExportImportRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// treeOfDir captures a plain directory as the kernel shows it.
+func treeOfDir(t *testing.T, dir string) mergedTree {
+	t.Helper()
+	fs, err := openKernelFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	return captureTree(fs)
+}
+
+// withoutNlink drops the link counts of a tree's descriptions: a merged
+// tree shows a lower file's count of links in its layer, some of which
+// the upper may hide, while a flattened copy counts only visible names.
+func withoutNlink(tree mergedTree) mergedTree {
+	out := mergedTree{}
+	for p, d := range tree {
+		fields := strings.Fields(d)
+		kept := fields[:0]
+		for _, f := range fields {
+			if !strings.HasPrefix(f, "nlink=") {
+				kept = append(kept, f)
+			}
+		}
+		out[p] = strings.Join(kept, " ")
+	}
+	return out
+}
+
+// merge writes the merged tree into a new directory: the kernel sees in it
+// the tree the union showed.
+func TestLayerToolMergeEqualsMergedTree(t *testing.T) {
+	forEachUpper(t, func(t *testing.T, e *formatEnv, before, after mergedTree) {
+		dest := filepath.Join(filepath.Dir(e.upper), "merged")
+		if err := layertool.Merge(e.layers(), dest, layertool.MergeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		requireSameTree(t, "the merged directory", withoutNlink(after), withoutNlink(treeOfDir(t, dest)))
+
+		// In place: flatten the lowers into one, then fold the upper in.
+		base := filepath.Join(filepath.Dir(e.upper), "base")
+		if err := layertool.Merge(layertool.Layers{Lowers: e.lowers}, base, layertool.MergeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// (The root of "before" is the upper's root, the root of the
+		// flattened lowers the lower's: their attributes differ.)
+		wantBase, gotBase := withoutNlink(before), withoutNlink(treeOfDir(t, base))
+		delete(wantBase, "")
+		delete(gotBase, "")
+		requireSameTree(t, "the flattened lowers", wantBase, gotBase)
+		l := layertool.Layers{Lowers: []string{base}, Upper: e.upper, Workdir: e.work1}
+		if err := layertool.Merge(l, "", layertool.MergeOptions{InPlace: true}); err != nil {
+			t.Fatal(err)
+		}
+		requireSameTree(t, "the lower merged in place", withoutNlink(after), withoutNlink(treeOfDir(t, base)))
+		if ents, _ := os.ReadDir(e.upper); len(ents) != 0 {
+			t.Fatalf("the upper is not empty after merge --in-place: %v", ents)
+		}
+	})
+}
+
+// vacuum changes no merged tree, through either implementation.
+func TestLayerToolVacuumKeepsMergedTree(t *testing.T) {
+	forEachUpper(t, func(t *testing.T, e *formatEnv, before, after mergedTree) {
+		st, err := layertool.Vacuum(e.layers(), layertool.VacuumOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("vacuum removed %d objects", st.Removed)
+		kernel, un := treesOfUpper(t, e, e.upper)
+		requireSameTree(t, "kernel overlay after vacuum", after, kernel)
+		requireSameTree(t, "union after vacuum", after, un)
+		// And what remains differs from the lowers everywhere.
+		all, err := layertool.Diff(e.layers(), layertool.DiffOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, err := layertool.Diff(e.layers(), layertool.DiffOptions{Content: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range changeLines(all) {
+			if !contains(changeLines(content), c) && !strings.HasSuffix(c, "/") {
+				t.Logf("kept after vacuum though equal: %s", c)
+			}
+		}
+	})
+}
+
+// reset gives back the pristine base.
+func TestLayerToolResetGivesBase(t *testing.T) {
+	forEachUpper(t, func(t *testing.T, e *formatEnv, before, after mergedTree) {
+		if err := layertool.Reset(e.layers()); err != nil {
+			t.Fatal(err)
+		}
+		kernel, un := treesOfUpper(t, e, e.upper)
+		requireSameTree(t, "kernel overlay after reset", before, kernel)
+		requireSameTree(t, "union after reset", before, un)
+	})
+}
