@@ -98,5 +98,6 @@ func toolCommands() []*cli.Command {
 		mergeCommand(),
 		vacuumCommand(),
 		resetCommand(),
+		fsckCommand(),
 	}
 }
