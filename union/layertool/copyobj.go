@@ -141,7 +141,9 @@ func (c *copier) applyMeta(dirfd int, name string, m *meta, st *unix.Stat_t) err
 		}
 	}
 	if !isLink {
-		if !c.privileged {
+		if t := m.mode & unix.S_IFMT; !c.privileged && (t == unix.S_IFREG || t == unix.S_IFDIR) {
+			// (Linux keeps no user.* xattrs on FIFOs, sockets, devices
+			// or symbolic links: those show the server's owner.)
 			var b4 [4]byte
 			for _, kv := range []struct {
 				k string

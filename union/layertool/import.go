@@ -490,7 +490,9 @@ func (im *importer) setXattrs(parent int, name string, h *tar.Header) error {
 // can use.
 func (im *importer) mapOwner(parent int, name string, h *tar.Header, isDir bool) (uint32, error) {
 	mode := uint32(h.Mode) & 0o7777
-	if im.privileged {
+	if im.privileged || (h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir && !isDir) {
+		// (Linux keeps no user.* xattrs on FIFOs or devices: those show
+		// the server's owner.)
 		return mode, nil
 	}
 	var b4 [4]byte
