@@ -99,5 +99,7 @@ func toolCommands() []*cli.Command {
 		vacuumCommand(),
 		resetCommand(),
 		fsckCommand(),
+		manCommand(),
+		completionCommand(),
 	}
 }
