@@ -187,3 +187,17 @@ func copyFile(t *testing.T, from, to string) {
 	must(t, unix.Lstat(from, &st))
 	must(t, unix.UtimesNano(to, []unix.Timespec{st.Atim, st.Mtim}))
 }
+
+// What the kernel's overlayfs and union write is healthy: fsck finds
+// nothing in it (the kernel's origin file handles included).
+func TestFsckFindsNothingInHealthyUppers(t *testing.T) {
+	forEachUpper(t, func(t *testing.T, e *formatEnv, before, after mergedTree) {
+		res, err := layertool.Fsck(e.layers(), layertool.FsckOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Problems) > 0 {
+			t.Fatalf("fsck finds problems in a healthy upper: %v", res.Problems)
+		}
+	})
+}

@@ -156,6 +156,13 @@ func (f *fsck) workdir(workdir string) error {
 		return err
 	}
 	for _, n := range names {
+		var st unix.Stat_t
+		if lstatAt(work, n, &st) == nil && isDeviceWhiteout(&st) {
+			// overlayfs (5.8 and later) keeps one whiteout there to link
+			// new whiteouts to; it leaves it at unmount and clears work/
+			// at mount. Not a fault.
+			continue
+		}
 		if err := f.found("workdir:work/"+n, "leftover of an interrupted copy-up or rename", func() error {
 			return removeAllAt(work, n)
 		}); err != nil {
@@ -163,6 +170,10 @@ func (f *fsck) workdir(workdir string) error {
 		}
 	}
 	return nil
+}
+
+func isDeviceWhiteout(st *unix.Stat_t) bool {
+	return fileType(st) == unix.S_IFCHR && st.Rdev == 0
 }
 
 // dir checks the upper directory ufd at path p, whose lower view (for
