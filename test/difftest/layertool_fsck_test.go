@@ -201,3 +201,28 @@ func TestFsckFindsNothingInHealthyUppers(t *testing.T) {
 		}
 	})
 }
+
+// Markers that point where they should are left alone.
+func TestFsckAcceptsValidMarkers(t *testing.T) {
+	requireRoot(t)
+	e := fsckEnv(t)
+	for name, redirect := range map[string]string{"moved": "/r", "near": "r"} {
+		p := filepath.Join(e.upper, name)
+		must(t, os.Mkdir(p, 0o755))
+		must(t, unix.Lsetxattr(p, "trusted.overlay.redirect", []byte(redirect), 0))
+	}
+	meta := filepath.Join(e.upper, "m")
+	f, err := os.Create(meta)
+	must(t, err)
+	f.Close()
+	must(t, unix.Lsetxattr(meta, "trusted.overlay.metacopy", nil, 0))
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, filepath.Join(e.lowers[0], "m"), 0)
+	must(t, err)
+	fb := append([]byte{0, 0xfb, byte(21 + len(h.Bytes())), 0, byte(h.Type())}, make([]byte, 16)...)
+	must(t, unix.Lsetxattr(meta, "trusted.overlay.origin", append(fb, h.Bytes()...), 0))
+	res, err := layertool.Fsck(layertool.Layers{Lowers: e.lowers, Upper: e.upper, Workdir: e.work1}, layertool.FsckOptions{})
+	must(t, err)
+	if len(res.Problems) != 0 {
+		t.Fatalf("fsck flags valid markers: %v", res.Problems)
+	}
+}
