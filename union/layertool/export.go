@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -173,7 +174,19 @@ func (e *exporter) marker(name string, st *unix.Stat_t) error {
 
 // object writes the header (and data) of the object name in dirfd.
 func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
-	m, err := readMeta(dirfd, name, st)
+	var m meta
+	var err error
+	var f *os.File
+	if fileType(st) == unix.S_IFREG && !e.seenLink(st) {
+		// One open serves the xattrs and the data.
+		if f, err = openFileAt(dirfd, name); err != nil {
+			return fmt.Errorf("/%s: %w", p, err)
+		}
+		defer f.Close()
+		m, err = readMetaFd(int(f.Fd()), st)
+	} else {
+		m, err = readMeta(dirfd, name, st)
+	}
 	if err != nil {
 		return fmt.Errorf("/%s: %w", p, err)
 	}
@@ -199,7 +212,7 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
 		if first, ok := e.links[key]; ok {
 			h.Typeflag, h.Linkname, h.Mode = tar.TypeLink, first, 0
 			h.PAXRecords = nil
-			return e.write(h, dirfd, name, p, false, st)
+			return e.write(h, nil, p, st)
 		}
 		e.links[key] = p
 	}
@@ -225,22 +238,29 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
 	case unix.S_IFREG:
 		h.Typeflag, h.Size, data = tar.TypeReg, st.Size, true
 	}
-	return e.write(h, dirfd, name, p, data, st)
+	if !data {
+		f = nil
+	}
+	return e.write(h, f, p, st)
 }
 
-// write writes the header h and, with data, the file's bytes.
-func (e *exporter) write(h *tar.Header, dirfd int, name, p string, data bool, st *unix.Stat_t) error {
+// seenLink reports whether st is a hard link already exported.
+func (e *exporter) seenLink(st *unix.Stat_t) bool {
+	if st.Nlink < 2 {
+		return false
+	}
+	_, ok := e.links[fileKey{st.Dev, st.Ino}]
+	return ok
+}
+
+// write writes the header h and, with f, the file's bytes.
+func (e *exporter) write(h *tar.Header, f *os.File, p string, st *unix.Stat_t) error {
 	if err := e.tw.WriteHeader(h); err != nil {
 		return fmt.Errorf("/%s: %w", p, err)
 	}
 	e.stats.Entries++
-	if data {
-		f, err := openFileAt(dirfd, name)
-		if err != nil {
-			return fmt.Errorf("/%s: %w", p, err)
-		}
+	if f != nil {
 		n, err := io.CopyBuffer(e.tw, io.LimitReader(f, st.Size), e.buf)
-		f.Close()
 		if err == nil && n != st.Size {
 			err = fmt.Errorf("file shrank while exported (%d of %d bytes)", n, st.Size)
 		}

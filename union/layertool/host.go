@@ -101,6 +101,55 @@ func listXattrs(dirfd int, name string) ([]string, error) {
 	}
 }
 
+// listXattrsFd and getXattrFd are listXattrs and getXattr for an object
+// open at fd (not O_PATH).
+func listXattrsFd(fd int) ([]string, error) {
+	buf := make([]byte, 1024)
+	for {
+		n, err := unix.Flistxattr(fd, buf)
+		if err == unix.ERANGE {
+			buf = make([]byte, len(buf)*4)
+			continue
+		}
+		if err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		var out []string
+		for _, s := range strings.Split(string(buf[:n]), "\x00") {
+			if s != "" {
+				out = append(out, s)
+			}
+		}
+		sort.Strings(out)
+		return out, nil
+	}
+}
+
+func getXattrFd(fd int, attr string) ([]byte, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Fgetxattr(fd, attr, buf)
+		if err == unix.ERANGE {
+			sz, err2 := unix.Fgetxattr(fd, attr, nil)
+			if err2 != nil {
+				return nil, err2
+			}
+			buf = make([]byte, sz+1)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}
+
 // getXattr reads one extended attribute of name in dirfd.
 func getXattr(dirfd int, name, attr string) ([]byte, error) {
 	p := procAt(dirfd, name)

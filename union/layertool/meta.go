@@ -41,8 +41,21 @@ type meta struct {
 
 // readMeta reads the meta of name in dirfd, whose lstat is st.
 func readMeta(dirfd int, name string, st *unix.Stat_t) (meta, error) {
+	return readMetaWith(st, func() ([]string, error) { return listXattrs(dirfd, name) },
+		func(x string) ([]byte, error) { return getXattr(dirfd, name, x) },
+		func(buf []byte) (int, error) { return unix.Readlinkat(dirfd, name, buf) })
+}
+
+// readMetaFd is readMeta for an object open at fd (not a symbolic link):
+// no path is looked up again, which counts over many small files.
+func readMetaFd(fd int, st *unix.Stat_t) (meta, error) {
+	return readMetaWith(st, func() ([]string, error) { return listXattrsFd(fd) },
+		func(x string) ([]byte, error) { return getXattrFd(fd, x) }, nil)
+}
+
+func readMetaWith(st *unix.Stat_t, list func() ([]string, error), get func(string) ([]byte, error), readlink func([]byte) (int, error)) (meta, error) {
 	m := meta{mode: st.Mode, uid: st.Uid, gid: st.Gid, rdev: st.Rdev, size: st.Size, nlink: st.Nlink, mtime: st.Mtim}
-	names, err := listXattrs(dirfd, name)
+	names, err := list()
 	if err != nil {
 		return m, err
 	}
@@ -50,7 +63,7 @@ func readMeta(dirfd int, name string, st *unix.Stat_t) (meta, error) {
 		if whiteout.IsPrivateXattr(n) {
 			continue
 		}
-		v, err := getXattr(dirfd, name, n)
+		v, err := get(n)
 		if err == unix.ENODATA {
 			continue
 		}
@@ -63,9 +76,9 @@ func readMeta(dirfd int, name string, st *unix.Stat_t) (meta, error) {
 		}
 		m.xattrs = append(m.xattrs, xattr{n, v})
 	}
-	if fileType(st) == unix.S_IFLNK {
+	if fileType(st) == unix.S_IFLNK && readlink != nil {
 		buf := make([]byte, unix.PathMax)
-		k, err := unix.Readlinkat(dirfd, name, buf)
+		k, err := readlink(buf)
 		if err != nil {
 			return m, err
 		}
