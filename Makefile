@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= union9p
 PKGS    := ./...
 
-.PHONY: all build deps test unit vet vmtest bench bench-guest demo fuzz clean
+.PHONY: all build deps test unit vet vmtest bench bench-guest bench-layers man demo fuzz clean
 
 all: build
 
@@ -38,6 +38,18 @@ bench: build
 # In a guest under emulation: union9p beside QEMU's own virtio-9p.
 bench-guest: build
 	$(GO) run ./test/bench/guest -union9p $(CURDIR)/$(BIN)
+
+# union9p export/import of a 100k-file upper beside tar c/tar x of it.
+bench-layers: build
+	$(GO) run ./test/bench/layertools -union9p $(CURDIR)/$(BIN)
+
+# The man page and completions, generated from the command definitions.
+man: build
+	mkdir -p bin
+	./$(BIN) man > bin/union9p.8
+	./$(BIN) completion bash > bin/union9p.bash
+	./$(BIN) completion zsh > bin/_union9p
+	./$(BIN) completion fish > bin/union9p.fish
 
 demo: build
 	$(GO) run ./test/vm/demo

@@ -83,6 +83,8 @@ type Union struct {
 
 	// lowerNames caches what lower directories hold (lowercache.go).
 	lowerNames nameSets
+
+	lock *LayerLock // on the upper and work directories (worklock.go)
 }
 
 // Open validates the options and opens the layers. Nothing is written to the
@@ -189,6 +191,10 @@ func Open(opts Options) (*Union, error) {
 		u.lowers = append(u.lowers, l)
 	}
 	if upperAbs != "" {
+		// Before anything is written: another process may be using them.
+		if u.lock, err = LockLayers(upperAbs, workAbs); err != nil {
+			return nil, fmt.Errorf("union: %w", err)
+		}
 		up, err := openUpperLayer(upperAbs)
 		if err != nil {
 			return nil, fmt.Errorf("union: upperdir %q: %w", opts.Upper, err)
@@ -231,6 +237,7 @@ func (u *Union) Close() error {
 		if u.work >= 0 {
 			unix.Close(u.work)
 		}
+		u.lock.Release()
 	})
 	return nil
 }

@@ -62,6 +62,8 @@ func main() {
 			os.Exit(exitFailure)
 		},
 	}
+	app.Commands = append(app.Commands, toolCommands()...) // tools.go
+	app.EnableBashCompletion = true                        // for `union9p completion` (docs.go)
 	for _, cmd := range app.Commands {
 		if cmd.OnUsageError == nil {
 			cmd.OnUsageError = usageError

@@ -1,0 +1,276 @@
+package layertool
+
+import (
+	"archive/tar"
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/union9p/union9p/whiteout"
+	"golang.org/x/sys/unix"
+)
+
+// Export writes the upper layer as an OCI image layer: a tar in PAX format
+// whose whiteouts are ".wh.NAME" files and whose opaque directories hold
+// ".wh..wh..opq". Owners, modes (setuid included), nanosecond mtimes,
+// xattrs (SCHILY.xattr.*, private ones left out) and hard links within the
+// upper are kept; owners kept as mapped xattrs are exported as the owners
+// clients see. Sockets cannot be held by tar and are skipped (counted).
+//
+// The output is deterministic: entries in byte order of their paths, no
+// atime, ctime or user names, so the same upper gives the same bytes (with
+// Mtime set, whatever its times). Export only reads the layers.
+
+// ExportOptions tune Export.
+type ExportOptions struct {
+	// Compression: "" (none), "gzip" or "zstd".
+	Compression string
+	// Mtime, when not zero, replaces every object's mtime (reproducible
+	// builds, like SOURCE_DATE_EPOCH).
+	Mtime    time.Time
+	Progress Progress
+}
+
+// ExportStats counts what Export wrote.
+type ExportStats struct {
+	Entries int   // tar entries, markers included
+	Bytes   int64 // file data
+	Skipped []string
+}
+
+// Export writes the upper of l to w.
+func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
+	s, err := openStack(Layers{Upper: l.Upper, UserXattr: l.UserXattr}, true)
+	if err != nil {
+		return ExportStats{}, err
+	}
+	defer s.close()
+	out, finish, err := compressor(w, opts.Compression)
+	if err != nil {
+		return ExportStats{}, err
+	}
+	bw := bufio.NewWriterSize(out, 256<<10)
+	e := &exporter{s: s, tw: tar.NewWriter(bw), opts: opts, links: map[fileKey]string{},
+		buf: make([]byte, 256<<10)}
+	root, err := openDirAt(s.upper.fd, ".")
+	if err != nil {
+		return e.stats, err
+	}
+	// The root's own attributes show as the merged root's: "./" first.
+	var st unix.Stat_t
+	if err = unix.Fstat(root, &st); err == nil {
+		err = e.object(s.upper.fd, ".", ".", &st)
+	}
+	if err == nil {
+		err = e.dir("", root)
+	}
+	unix.Close(root)
+	if err == nil {
+		err = e.tw.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = finish()
+	}
+	return e.stats, err
+}
+
+// compressor wraps w in the named compression; finish flushes it.
+func compressor(w io.Writer, name string) (io.Writer, func() error, error) {
+	switch name {
+	case "", "none":
+		return w, func() error { return nil }, nil
+	case "gzip", "gz":
+		// No name or time in the gzip header: deterministic.
+		zw := gzip.NewWriter(w)
+		return zw, zw.Close, nil
+	case "zstd", "zst":
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, nil, err
+		}
+		return zw, zw.Close, nil
+	}
+	return nil, nil, fmt.Errorf("unknown compression %q (want gzip or zstd)", name)
+}
+
+type fileKey struct{ dev, ino uint64 }
+
+type exporter struct {
+	s     *stack
+	tw    *tar.Writer
+	opts  ExportOptions
+	links map[fileKey]string // first path of each hard-linked inode
+	stats ExportStats
+	buf   []byte
+}
+
+// dir writes the entries of the upper directory fd at tar path p ("" for
+// the root, else "a/b/").
+func (e *exporter) dir(p string, fd int) error {
+	names, err := readNames(fd)
+	if err != nil {
+		return fmt.Errorf("/%s: %w", p, err)
+	}
+	for _, name := range names {
+		cp := p + name
+		var st unix.Stat_t
+		if err := lstatAt(fd, name, &st); err != nil {
+			return fmt.Errorf("/%s: %w", cp, err)
+		}
+		if e.s.isWhiteout(fd, name, &st) {
+			if err := e.marker(p+whiteout.OCIPrefix+name, &st); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := e.object(fd, name, cp, &st); err != nil {
+			return err
+		}
+		if fileType(&st) == unix.S_IFDIR {
+			sub, err := openDirAt(fd, name)
+			if err != nil {
+				return fmt.Errorf("/%s: %w", cp, err)
+			}
+			if e.s.isOpaque(e.s.upper, sub) {
+				if err := e.marker(cp+"/"+whiteout.OCIOpaque, &st); err != nil {
+					unix.Close(sub)
+					return err
+				}
+			}
+			err = e.dir(cp+"/", sub)
+			unix.Close(sub)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (e *exporter) mtime(st *unix.Stat_t) time.Time {
+	if !e.opts.Mtime.IsZero() {
+		return e.opts.Mtime.UTC()
+	}
+	return time.Unix(st.Mtim.Unix()).UTC()
+}
+
+// marker writes an empty OCI marker file.
+func (e *exporter) marker(name string, st *unix.Stat_t) error {
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, ModTime: e.mtime(st), Format: tar.FormatPAX}
+	if err := e.tw.WriteHeader(h); err != nil {
+		return fmt.Errorf("/%s: %w", name, err)
+	}
+	e.stats.Entries++
+	report(e.opts.Progress, 1, 0)
+	return nil
+}
+
+// object writes the header (and data) of the object name in dirfd.
+func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
+	var m meta
+	var err error
+	var f *os.File
+	if fileType(st) == unix.S_IFREG && !e.seenLink(st) {
+		// One open serves the xattrs and the data.
+		if f, err = openFileAt(dirfd, name); err != nil {
+			return fmt.Errorf("/%s: %w", p, err)
+		}
+		defer f.Close()
+		m, err = readMetaFd(int(f.Fd()), st)
+	} else {
+		m, err = readMeta(dirfd, name, st)
+	}
+	if err != nil {
+		return fmt.Errorf("/%s: %w", p, err)
+	}
+	h := &tar.Header{
+		Name:    p,
+		Mode:    int64(m.mode & 0o7777),
+		Uid:     int(m.uid),
+		Gid:     int(m.gid),
+		ModTime: e.mtime(st),
+		Format:  tar.FormatPAX,
+	}
+	if len(m.xattrs) > 0 {
+		h.PAXRecords = make(map[string]string, len(m.xattrs))
+		for _, x := range m.xattrs {
+			h.PAXRecords["SCHILY.xattr."+x.name] = string(x.value)
+		}
+	}
+	var data bool
+	if fileType(st) != unix.S_IFDIR && st.Nlink > 1 {
+		// Hard links of any type (symbolic links, FIFOs too) point at the
+		// first path of their inode in this walk's order.
+		key := fileKey{st.Dev, st.Ino}
+		if first, ok := e.links[key]; ok {
+			h.Typeflag, h.Linkname, h.Mode = tar.TypeLink, first, 0
+			h.PAXRecords = nil
+			return e.write(h, nil, p, st)
+		}
+		e.links[key] = p
+	}
+	switch fileType(st) {
+	case unix.S_IFDIR:
+		h.Typeflag, h.Name = tar.TypeDir, p+"/"
+		if p == "." {
+			h.Name = "./"
+		}
+	case unix.S_IFLNK:
+		h.Typeflag, h.Linkname = tar.TypeSymlink, m.target
+	case unix.S_IFCHR, unix.S_IFBLK:
+		h.Typeflag = tar.TypeChar
+		if fileType(st) == unix.S_IFBLK {
+			h.Typeflag = tar.TypeBlock
+		}
+		h.Devmajor, h.Devminor = int64(unix.Major(m.rdev)), int64(unix.Minor(m.rdev))
+	case unix.S_IFIFO:
+		h.Typeflag = tar.TypeFifo
+	case unix.S_IFSOCK:
+		e.stats.Skipped = append(e.stats.Skipped, "/"+p)
+		return nil
+	case unix.S_IFREG:
+		h.Typeflag, h.Size, data = tar.TypeReg, st.Size, true
+	}
+	if !data {
+		f = nil
+	}
+	return e.write(h, f, p, st)
+}
+
+// seenLink reports whether st is a hard link already exported.
+func (e *exporter) seenLink(st *unix.Stat_t) bool {
+	if st.Nlink < 2 {
+		return false
+	}
+	_, ok := e.links[fileKey{st.Dev, st.Ino}]
+	return ok
+}
+
+// write writes the header h and, with f, the file's bytes.
+func (e *exporter) write(h *tar.Header, f *os.File, p string, st *unix.Stat_t) error {
+	if err := e.tw.WriteHeader(h); err != nil {
+		return fmt.Errorf("/%s: %w", p, err)
+	}
+	e.stats.Entries++
+	if f != nil {
+		n, err := io.CopyBuffer(e.tw, io.LimitReader(f, st.Size), e.buf)
+		if err == nil && n != st.Size {
+			err = fmt.Errorf("file shrank while exported (%d of %d bytes)", n, st.Size)
+		}
+		if err != nil {
+			return fmt.Errorf("/%s: %w", p, err)
+		}
+		e.stats.Bytes += n
+		report(e.opts.Progress, 1, n)
+		return nil
+	}
+	report(e.opts.Progress, 1, 0)
+	return nil
+}
