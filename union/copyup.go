@@ -207,11 +207,7 @@ func (u *Union) copyObject(src lowerObj, tmp string, id uint64, withData bool) e
 		if err := u.finishCopy(sfd, dfd, &st, id); err != nil {
 			return err
 		}
-		// The data is on disk before the rename makes it visible: after a
-		// crash the name shows either the lower file or a complete copy,
-		// never an empty one (overlayfs syncs here too). The metadata set
-		// above is journaled ahead of the rename, so fdatasync suffices.
-		return unix.Fdatasync(dfd)
+		return syncCopy(dfd)
 	case unix.S_IFDIR:
 		if err := unix.Mkdirat(u.work, tmp, 0o700); err != nil {
 			return err
@@ -226,7 +222,10 @@ func (u *Union) copyObject(src lowerObj, tmp string, id uint64, withData bool) e
 			return err
 		}
 		defer unix.Close(sfd)
-		return u.finishCopy(sfd, dfd, &st, id)
+		if err := u.finishCopy(sfd, dfd, &st, id); err != nil {
+			return err
+		}
+		return syncCopy(dfd)
 	case unix.S_IFLNK:
 		target, err := readlinkFd(src.fd)
 		if err != nil {
@@ -240,7 +239,24 @@ func (u *Union) copyObject(src lowerObj, tmp string, id uint64, withData bool) e
 			return err
 		}
 	}
-	return u.finishCopyAt(src.fd, tmp, &st, id)
+	if err := u.finishCopyAt(src.fd, tmp, &st, id); err != nil {
+		return err
+	}
+	// A symlink or device cannot be opened to fsync it; syncing the work
+	// directory commits its entry and, on journaling filesystems, the
+	// inode with it.
+	return syncCopy(u.work)
+}
+
+// syncCopy makes a finished copy durable before placeCopy renames it into
+// place: data and metadata (owner, mode, xattrs, origin, times), so that
+// after a host crash the name shows either the lower object or a complete
+// copy, never an empty file or a directory without its owner and mode.
+// Overlayfs moved its fsync after the metadata copy for the same reason
+// (upstream 7d6899fb69d2, after a power-cut test lost a copied-up
+// directory's permissions on a filesystem that does not order metadata).
+func syncCopy(fd int) error {
+	return unix.Fsync(fd)
 }
 
 // finishCopy gives the work object open at dst the owner, mode, xattrs and
