@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= union9p
 PKGS    := ./...
 
-.PHONY: all build deps test unit vet vmtest bench bench-guest demo fuzz clean
+.PHONY: all build deps test unit vet vmtest bench bench-guest demo fuzz clean torture load
 
 all: build
 
@@ -45,6 +45,11 @@ demo: build
 # Longer fuzzing of the 9P frame path than the seed corpus run in `unit`.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzFrame -fuzztime 60s ./p9srv
+
+# Crash torture: SIGKILL the server at 1000 random moments of a mixed
+# workload and check the layers after each restart (CI runs a dozen).
+torture:
+	UNION9P_TORTURE_KILLS=$${UNION9P_TORTURE_KILLS:-1000} $(GO) test -count=1 -timeout 180m -run '^TestTorture$$' -v ./test/torture
 
 clean:
 	rm -rf $(BIN) bin
