@@ -51,5 +51,10 @@ fuzz:
 torture:
 	UNION9P_TORTURE_KILLS=$${UNION9P_TORTURE_KILLS:-1000} $(GO) test -count=1 -timeout 180m -run '^TestTorture$$' -v ./test/torture
 
+# 64 connections of mixed operations for 5 minutes against one server on a
+# unix socket; prints the server's fds and live heap every 10 s.
+load: build
+	$(GO) run ./test/load -union9p $(CURDIR)/$(BIN)
+
 clean:
 	rm -rf $(BIN) bin

@@ -129,6 +129,7 @@ func runServe(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	logStatsOnSignal(ctx, log)
 	var wg sync.WaitGroup
 	failed := make(chan error, len(listeners)+1)
 	for _, ln := range listeners {
