@@ -42,9 +42,13 @@ bench-guest: build
 demo: build
 	$(GO) run ./test/vm/demo
 
-# Longer fuzzing of the 9P frame path than the seed corpus run in `unit`.
+# Longer fuzzing than the seed corpora run in `unit`: the 9P frame path, and
+# sequences of union operations against the kernel's overlayfs (as root).
+# FUZZTIME=10m for a long run.
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzFrame -fuzztime 60s ./p9srv
+	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./p9srv
+	$(GO) test -run '^$$' -fuzz '^FuzzUnionOps$$' -fuzztime $(FUZZTIME) ./test/difftest
 
 # Crash torture: SIGKILL the server at 1000 random moments of a mixed
 # workload and check the layers after each restart (CI runs a dozen).
