@@ -57,7 +57,7 @@ type rulesetAttr struct {
 // device ioctls), and, where the ABI allows, forbids TCP bind and connect
 // and scopes abstract unix sockets and signals to the process. It returns
 // the ABI version used.
-func restrictPaths(readDirs, writeDirs []string) (int, error) {
+func restrictPaths(readDirs, writeDirs, execDirs []string) (int, error) {
 	v, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
 	if e != 0 {
 		return 0, fmt.Errorf("%w: %v", errLandlockUnavailable, e)
@@ -92,6 +92,11 @@ func restrictPaths(readDirs, writeDirs []string) (int, error) {
 	}
 	for _, d := range writeDirs {
 		if err := allowBeneath(int(rfd), d, writeRights); err != nil {
+			return abi, err
+		}
+	}
+	for _, d := range execDirs {
+		if err := allowBeneath(int(rfd), d, readRights|unix.LANDLOCK_ACCESS_FS_EXECUTE); err != nil {
 			return abi, err
 		}
 	}

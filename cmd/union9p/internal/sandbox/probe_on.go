@@ -6,9 +6,60 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
+
+// harnessSyscalls are what a Go test binary needs beyond the server: to be
+// exec'd and start (execve, arch_prctl, set_tid_address), and to make its
+// own listener and client sockets (the p9srv suite serves and dials in one
+// process).
+var harnessSyscalls = []string{"execve", "arch_prctl", "set_tid_address", "socket", "bind", "listen", "connect"}
+
+func init() {
+	if bin := os.Getenv("UNION9P_SANDBOX_EXEC"); bin != "" {
+		execConfined(bin)
+	}
+}
+
+// execConfined is the other test hook: it applies the server's sandbox
+// (capabilities, no_new_privs, Landlock, seccomp) to this process and then
+// execs bin (a test binary) with the arguments after "--", so that a whole
+// test suite runs under the server's confinement: Landlock allows reading
+// UNION9P_SANDBOX_EXEC_READ (":"-separated), reading and writing
+// UNION9P_SANDBOX_EXEC_WRITE, and executing bin's directory; seccomp the
+// server's list plus harnessSyscalls. Landlock domains, seccomp filters,
+// no_new_privs and the bounding set survive execve.
+func execConfined(bin string) {
+	cfg := Config{Mode: On, WriteDirs: []string{os.Getenv("UNION9P_SANDBOX_EXEC_WRITE")},
+		execDirs: []string{filepath.Dir(bin)}, extraSyscalls: harnessSyscalls,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	if r := os.Getenv("UNION9P_SANDBOX_EXEC_READ"); r != "" {
+		cfg.ReadDirs = strings.Split(r, ":")
+	}
+	if err := Apply(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox-exec:", err)
+		os.Exit(111)
+	}
+	args := []string{bin}
+	for i, a := range os.Args {
+		if a == "--" {
+			args = append(args, os.Args[i+1:]...)
+			break
+		}
+	}
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "UNION9P_SANDBOX_") {
+			env = append(env, e)
+		}
+	}
+	err := unix.Exec(bin, args, env)
+	fmt.Fprintln(os.Stderr, "sandbox-exec: execve:", err)
+	os.Exit(111)
+}
 
 // Probe is the confinement test's hook, compiled only with -tags
 // sandboxprobe: right after the sandbox is applied, the server itself tries

@@ -52,6 +52,12 @@ type Config struct {
 	// Logger receives one line per step the kernel could not apply, and a
 	// summary line.
 	Logger *slog.Logger
+
+	// For the tests that run a harness confined (probe_on.go): directories
+	// whose files may also be executed, and system calls the harness needs
+	// beyond the server's.
+	execDirs      []string
+	extraSyscalls []string
 }
 
 // Apply confines the calling process as cfg says. It returns an error only
@@ -94,7 +100,7 @@ func Apply(cfg Config) error {
 	}
 	applied = append(applied, "no_new_privs")
 
-	switch abi, err := restrictPaths(cfg.ReadDirs, cfg.WriteDirs); {
+	switch abi, err := restrictPaths(cfg.ReadDirs, cfg.WriteDirs, cfg.execDirs); {
 	case err == nil:
 		applied = append(applied, fmt.Sprintf("landlock(abi %d)", abi))
 		if abi < 4 {
@@ -109,7 +115,7 @@ func Apply(cfg Config) error {
 		return fmt.Errorf("sandbox: landlock: %w", err)
 	}
 
-	switch err := loadSeccomp(cfg.Mode == Log); {
+	switch err := loadSeccomp(cfg.Mode == Log, cfg.extraSyscalls); {
 	case err == nil:
 		if cfg.Mode == Log {
 			applied = append(applied, "seccomp(log only)")
