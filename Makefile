@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= union9p
 PKGS    := ./...
 
-.PHONY: all build deps test unit vet vmtest bench bench-guest bench-layers man demo fuzz clean
+.PHONY: all build deps test unit vet vmtest bench bench-guest bench-layers man demo fuzz torture load clean
 
 all: build
 
@@ -55,11 +55,24 @@ demo: build
 	$(GO) run ./test/vm/demo
 
 # Longer fuzzing than the seed corpora run in `unit`: whole frames through
-# a server, and the typed request decoder alone. FUZZTIME lengthens both.
+# a server, the typed request decoder alone, and sequences of union
+# operations against the kernel's overlayfs (as root). FUZZTIME=10m for a
+# long run.
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzFrame -fuzztime $(FUZZTIME) ./p9srv
-	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME) ./p9srv/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./p9srv
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./p9srv/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzUnionOps$$' -fuzztime $(FUZZTIME) ./test/difftest
+
+# Crash torture: SIGKILL the server at 1000 random moments of a mixed
+# workload and check the layers after each restart (CI runs a dozen).
+torture:
+	UNION9P_TORTURE_KILLS=$${UNION9P_TORTURE_KILLS:-1000} $(GO) test -count=1 -timeout 180m -run '^TestTorture$$' -v ./test/torture
+
+# 64 connections of mixed operations for 5 minutes against one server on a
+# unix socket; prints the server's fds and live heap every 10 s.
+load: build
+	$(GO) run ./test/load -union9p $(CURDIR)/$(BIN)
 
 clean:
 	rm -rf $(BIN) bin

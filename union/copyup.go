@@ -259,16 +259,13 @@ func (u *Union) copyObject(src lowerObj, dataFd int, tmp string, id uint64, with
 			return err
 		}
 		if meta {
-			// No data to sync: the size, xattrs and the rename that
-			// follows are metadata, which the filesystem's journal
-			// keeps in order (overlayfs does not sync these either).
+			// No data to sync, and no metadata sync either: overlayfs
+			// with metacopy=on skips the metadata fsync of metadata-only
+			// copy-ups too, since a sync per file would undo what
+			// metacopy is for (chown -R over a base tree).
 			return whiteout.SetMetacopy(dfd, u.ns)
 		}
-		// The data is on disk before the rename makes it visible: after a
-		// crash the name shows either the lower file or a complete copy,
-		// never an empty one (overlayfs syncs here too). The metadata set
-		// above is journaled ahead of the rename, so fdatasync suffices.
-		return unix.Fdatasync(dfd)
+		return syncCopy(dfd)
 	case unix.S_IFDIR:
 		if err := unix.Mkdirat(u.work, tmp, 0o700); err != nil {
 			return err
@@ -283,7 +280,10 @@ func (u *Union) copyObject(src lowerObj, dataFd int, tmp string, id uint64, with
 			return err
 		}
 		defer unix.Close(sfd)
-		return u.finishCopy(sfd, dfd, &st, id)
+		if err := u.finishCopy(sfd, dfd, &st, id); err != nil {
+			return err
+		}
+		return syncCopy(dfd)
 	case unix.S_IFLNK:
 		target, err := readlinkFd(src.fd)
 		if err != nil {
@@ -297,7 +297,24 @@ func (u *Union) copyObject(src lowerObj, dataFd int, tmp string, id uint64, with
 			return err
 		}
 	}
-	return u.finishCopyAt(src.fd, tmp, &st, id)
+	if err := u.finishCopyAt(src.fd, tmp, &st, id); err != nil {
+		return err
+	}
+	// A symlink or device cannot be opened to fsync it; syncing the work
+	// directory commits its entry and, on journaling filesystems, the
+	// inode with it.
+	return syncCopy(u.work)
+}
+
+// syncCopy makes a finished copy durable before placeCopy renames it into
+// place: data and metadata (owner, mode, xattrs, origin, times), so that
+// after a host crash the name shows either the lower object or a complete
+// copy, never an empty file or a directory without its owner and mode.
+// Overlayfs moved its fsync after the metadata copy for the same reason
+// (upstream 7d6899fb69d2, after a power-cut test lost a copied-up
+// directory's permissions on a filesystem that does not order metadata).
+func syncCopy(fd int) error {
+	return unix.Fsync(fd)
 }
 
 // finishCopy gives the work object open at dst the owner, mode, xattrs and

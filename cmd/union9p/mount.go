@@ -296,6 +296,9 @@ func serveMountConn(conn, status *os.File, opts union.Options) error {
 	if err == nil {
 		var srv *p9srv.Server
 		if srv, err = p9srv.New(p9srv.Config{Union: u}); err == nil {
+			err = confineMountServer(opts)
+		}
+		if err == nil {
 			fmt.Fprint(status, "ready\n")
 			status.Close()
 			err = srv.ServeConn(conn)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/union9p/union9p/cmd/union9p/internal/sandbox"
 	"github.com/union9p/union9p/p9srv"
 	"github.com/union9p/union9p/union"
 	"github.com/urfave/cli/v2"
@@ -58,6 +59,7 @@ Examples:
 				Usage: "own everything clients create or chown by this `GID` (for untrusted guests)"},
 			&cli.BoolFlag{Name: "trace", EnvVars: []string{"UNION9P_TRACE"},
 				Usage: "log one line per 9P message"},
+			sandboxFlag(),
 		},
 		Action: runServe,
 	}
@@ -71,6 +73,7 @@ type serveConfig struct {
 	squashU *uint32
 	squashG *uint32
 	trace   bool
+	sandbox sandbox.Mode
 }
 
 func runServe(c *cli.Context) error {
@@ -117,8 +120,16 @@ func runServe(c *cli.Context) error {
 		listeners = append(listeners, ln)
 	}
 
+	// Layers and listeners are open: from here on the server needs only
+	// them (see package sandbox).
+	if err := confine(cfg.sandbox, cfg.layers, c.Bool("read-only"), log); err != nil {
+		closeAll(listeners)
+		return cli.Exit("serve: "+err.Error(), exitFailure)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	logStatsOnSignal(ctx, log)
 	var wg sync.WaitGroup
 	failed := make(chan error, len(listeners)+1)
 	for _, ln := range listeners {
@@ -238,6 +249,9 @@ func parseServeFlags(c *cli.Context) (serveConfig, error) {
 		return cfg, err
 	}
 	cfg.trace = c.Bool("trace")
+	if cfg.sandbox, err = sandbox.ParseMode(c.String("sandbox")); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 

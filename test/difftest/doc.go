@@ -16,6 +16,8 @@
 //   - hostile_test.go: symlinks pointing out of the layers, directories
 //     and files swapped for symlinks under a held Node, bad names, private
 //     xattrs, name calls on non-directories.
+//   - fuzz_test.go: FuzzUnionOps, the differential test as a fuzz target
+//     (the input drives the operation generator); `make fuzz` runs it.
 //   - harness_test.go: tests of the harness itself (determinism, coverage
 //     of the generator, the shrinker, and that a planted difference is
 //     seen).

@@ -166,6 +166,7 @@ func (r *runner) run() {
 	r.step("local", "unmount", func() error { return guestutil.UnmountAndWait(localMount, "mount-serve") })
 	r.step("local", "mount-without-user-nobody", func() error { return mountWithoutNobody(lower) })
 	r.step("overlay", "unmount", func() error { return unix.Unmount(ovlMount, 0) })
+	r.fullUpper() // exhaust.go
 	r.step("guest", "lowers-unchanged", func() error {
 		after, err := fixture.Manifest(layers, lowersOnly(layerOptions))
 		if err != nil {
