@@ -68,9 +68,9 @@ func NinePData(fd int, opts []string) (string, error) {
 	return ninePData([]string{"trans=fd", fmt.Sprintf("rfdno=%d", fd), fmt.Sprintf("wfdno=%d", fd)}, DefaultMsize, opts)
 }
 
-// DefaultTCPMsize is the msize asked for over trans=tcp: the largest the
-// kernel's socket transport takes (1 MiB in Linux 6.1), so that a 1 MiB
-// read or write is one request.
+// DefaultTCPMsize is the msize asked for over a TCP connection: the
+// largest the kernel's socket transports (tcp, fd) take (1 MiB in Linux
+// 6.1), so that a 1 MiB read or write is one request.
 const DefaultTCPMsize = 1 << 20
 
 // NinePTCPData returns the data string for mount -t 9p ADDR with

@@ -137,3 +137,21 @@ func interfaceByMAC(mac string) (string, error) {
 	}
 	return "", fmt.Errorf("no network interface with MAC %s (is virtio_net loaded, and the guest started by union9p qemu?): %w", mac, os.ErrNotExist)
 }
+
+// DialTCP connects to ip:port with Nagle's algorithm off and returns the
+// socket as a blocking file for the kernel's trans=fd (see guest-mount).
+func DialTCP(ip net.IP, port int) (*os.File, error) {
+	c, err := net.DialTCP("tcp", nil, &net.TCPAddr{IP: ip, Port: port})
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s:%d: %w", ip, port, err)
+	}
+	defer c.Close()
+	if err := c.SetNoDelay(true); err != nil {
+		return nil, err
+	}
+	f, err := c.File() // a dup, in blocking mode
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s:%d: %w", ip, port, err)
+	}
+	return f, nil
+}

@@ -59,7 +59,7 @@ func (r *runner) run() {
 		if err := guestutil.Command("/bin/union9p", "guest-mount", "-o", mountOptions, hostPort, hostMount); err != nil {
 			return err
 		}
-		return mountedWith(hostMount, "trans=tcp")
+		return mountedWith(hostMount, "union9p:tcp:")
 	})
 	if mounted {
 		r.suite("host", hostMount)
@@ -88,7 +88,7 @@ func (r *runner) run() {
 		if err := guestutil.Command("/bin/union9p", "guest-mount", "-o", "cache=mmap,access=user,msize=16384", hostUserPort, hostUserMount); err != nil {
 			return err
 		}
-		return mountedWith(hostUserMount, "trans=fd")
+		return mountedWith(hostUserMount, "union9p:union9p.hostuser")
 	}) {
 		r.suite("hostuser", hostUserMount)
 		r.step("hostuser", "unmount", func() error { return guestutil.UnmountAndWait(hostUserMount, "guest-relay") })
@@ -228,18 +228,19 @@ func lowersOnly(o fixture.ManifestOptions) fixture.ManifestOptions {
 	return o
 }
 
-// mountedWith checks that dir is a 9p mount whose options in /proc/mounts
-// include opt (e.g. trans=tcp): the suite must run over the transport it
-// names.
-func mountedWith(dir, opt string) error {
+// mountedWith checks that dir is a 9p mount whose source in /proc/mounts
+// starts with source: guest-mount names the transport there
+// (union9p:tcp:ADDR:PORT, union9p:PORT for the relay), and the suite must
+// run over the transport it names.
+func mountedWith(dir, source string) error {
 	b, err := os.ReadFile("/proc/mounts")
 	if err != nil {
 		return err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(l); len(f) >= 4 && f[1] == dir {
-			if f[2] != "9p" || !strings.Contains(","+f[3]+",", ","+opt+",") {
-				return fmt.Errorf("%s is %s %s %s, want 9p with %s", dir, f[0], f[2], f[3], opt)
+			if f[2] != "9p" || !strings.HasPrefix(f[0], source) {
+				return fmt.Errorf("%s is %s %s %s, want 9p from %s", dir, f[0], f[2], f[3], source)
 			}
 			return nil
 		}
