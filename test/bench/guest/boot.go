@@ -100,11 +100,11 @@ func virtfsArgs(dir, tag string, readOnly bool) []string {
 // guest has powered off. When ctx ends, union9p qemu gets SIGTERM and
 // passes it on to QEMU; if this process dies, the kernel sends union9p
 // qemu SIGTERM (Pdeathsig), so that no QEMU or server outlives the run.
-func boot(ctx context.Context, union9p string, vm qemu.Machine, sh *shares, console io.Writer) error {
+func boot(ctx context.Context, net, union9p string, vm qemu.Machine, sh *shares, console io.Writer) error {
 	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag, false)...)
 	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag+"loose", false)...)
 	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag+"lower", true)...)
-	args := append([]string{"qemu", "--transport", "tcp,serial", "--name", unionName,
+	args := append([]string{"qemu", "--transport", net + ",serial", "--name", unionName,
 		"--lower", sh.Lower, "--upper", sh.Upper, "--workdir", sh.Work,
 		"--next", "--name", spliceName,
 		"--lower", sh.Lower, "--upper", sh.Upper2, "--workdir", sh.Work2, "--"}, vm.Args()...)
