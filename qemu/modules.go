@@ -24,6 +24,13 @@ var NinePModules = []string{
 // trans=virtio): the virtio transport of the 9p client.
 var VirtfsModules = []string{"9pnet_virtio"}
 
+// NetModules are the modules a guest needs, on top of [NinePModules], to
+// mount over trans=tcp on the user network that [NetArgs] adds: the
+// virtio NIC and qemu_fw_cfg, through which guest-mount finds a union's
+// address by name (see [LookupNet]). The kernel's tcp transport is in
+// 9pnet_fd.
+var NetModules = []string{"virtio_net", "qemu_fw_cfg"}
+
 // OverlayModules are the modules for the kernel's own overlayfs, the
 // reference that union semantics are compared against.
 var OverlayModules = []string{"overlay"}

@@ -65,6 +65,23 @@ func SplitMountOptions(opts []string) (flags uintptr, rest []string) {
 // say otherwise, then opts. Options that would point the kernel elsewhere
 // (trans, rfdno, wfdno, port) are refused.
 func NinePData(fd int, opts []string) (string, error) {
+	return ninePData([]string{"trans=fd", fmt.Sprintf("rfdno=%d", fd), fmt.Sprintf("wfdno=%d", fd)}, DefaultMsize, opts)
+}
+
+// DefaultTCPMsize is the msize asked for over a TCP connection: the
+// largest the kernel's socket transports (tcp, fd) take (1 MiB in Linux
+// 6.1), so that a 1 MiB read or write is one request.
+const DefaultTCPMsize = 1 << 20
+
+// NinePTCPData returns the data string for mount -t 9p ADDR with
+// trans=tcp to port: version=9p2000.L and msize=[DefaultTCPMsize] unless
+// opts say otherwise, then opts. Options that would point the kernel
+// elsewhere are refused, as in [NinePData].
+func NinePTCPData(port int, opts []string) (string, error) {
+	return ninePData([]string{"trans=tcp", fmt.Sprintf("port=%d", port)}, DefaultTCPMsize, opts)
+}
+
+func ninePData(transport []string, msize int, opts []string) (string, error) {
 	have := map[string]bool{}
 	for _, o := range opts {
 		k, _, _ := strings.Cut(o, "=")
@@ -74,12 +91,12 @@ func NinePData(fd int, opts []string) (string, error) {
 		}
 		have[k] = true
 	}
-	parts := []string{"trans=fd", fmt.Sprintf("rfdno=%d", fd), fmt.Sprintf("wfdno=%d", fd)}
+	parts := transport
 	if !have["version"] {
 		parts = append(parts, "version=9p2000.L")
 	}
 	if !have["msize"] {
-		parts = append(parts, fmt.Sprintf("msize=%d", DefaultMsize))
+		parts = append(parts, fmt.Sprintf("msize=%d", msize))
 	}
 	return strings.Join(append(parts, opts...), ","), nil
 }

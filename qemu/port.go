@@ -44,6 +44,13 @@ func OpenPort(spec string, wait time.Duration) (*os.File, error) {
 	}
 }
 
+// PortExists reports whether the virtio-serial port spec (a name or a
+// path, as for [OpenPort]) is there now.
+func PortExists(spec string) bool {
+	_, err := findPort(spec)
+	return err == nil
+}
+
 // findPort resolves a port spec to a device path.
 func findPort(spec string) (string, error) {
 	if strings.Contains(spec, "/") {

@@ -51,3 +51,75 @@ func Relay(port io.ReadWriter, sock io.ReadWriter) error {
 		return err
 	}
 }
+
+// SpliceRelay is [Relay] with the guest-to-host direction (requests and
+// the data of writes) moved by splice(2) through a pipe, socket to pipe
+// to port, so the bytes are not copied through a user buffer; the
+// virtio console takes spliced pages. The host-to-guest direction is
+// read(2) and write(2) with a buffer as large as the largest message,
+// since a port cannot be spliced from. Returns as [Relay] does.
+// Either not being a file, it is [Relay].
+func SpliceRelay(portRW, sockRW io.ReadWriter) error {
+	port, ok1 := portRW.(*os.File)
+	sock, ok2 := sockRW.(*os.File)
+	if !ok1 || !ok2 {
+		return Relay(portRW, sockRW)
+	}
+	portErr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1<<20)
+		_, err := io.CopyBuffer(struct{ io.Writer }{sock}, struct{ io.Reader }{port}, buf)
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		portErr <- fmt.Errorf("port to kernel: %w", err)
+	}()
+	sockErr := make(chan error, 1)
+	go func() { sockErr <- spliceCopy(port, sock) }()
+	select {
+	case err := <-sockErr:
+		if err != nil && !errors.Is(err, unix.ECONNRESET) {
+			return fmt.Errorf("kernel to port: %w", err)
+		}
+		return nil
+	case err := <-portErr:
+		return err
+	}
+}
+
+// spliceCopy moves bytes from src (a socket) to dst (a port) through a
+// pipe until src ends (nil) or fails.
+func spliceCopy(dst, src *os.File) error {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return err
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	_, _ = unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 1<<20)
+	// Blocking descriptors: this goroutine owns its thread while it
+	// waits, which is what a relay does anyway.
+	sfd, dfd := int(src.Fd()), int(dst.Fd())
+	for {
+		n, err := unix.Splice(sfd, nil, p[1], nil, 1<<20, unix.SPLICE_F_MOVE)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		for n > 0 {
+			m, err := unix.Splice(p[0], nil, dfd, nil, int(n), unix.SPLICE_F_MOVE)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			n -= m
+		}
+	}
+}

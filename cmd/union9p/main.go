@@ -46,6 +46,7 @@ func main() {
 			guestMountCommand(),
 			guestRelayCommand(),
 			qemuCommand(),
+			qemuCourierCommand(),
 			lsCommand(),
 		},
 		DisableSliceFlagSeparator: true, // paths may contain commas

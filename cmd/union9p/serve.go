@@ -112,7 +112,7 @@ func runServe(c *cli.Context) error {
 			stdio = true
 			continue
 		}
-		ln, err := p9srv.Listen(spec)
+		ln, err := listen(spec)
 		if err != nil {
 			closeAll(listeners)
 			return cli.Exit("serve: "+err.Error(), exitFailure)
@@ -230,7 +230,7 @@ func parseServeFlags(c *cli.Context) (serveConfig, error) {
 	for _, spec := range c.StringSlice("listen") {
 		scheme, _, _ := strings.Cut(spec, ":")
 		switch scheme {
-		case "unix", "tcp", "vsock", "fd", "stdio":
+		case "unix", "tcp", "vsock", "fd", "stdio", passScheme:
 		default:
 			return cfg, fmt.Errorf("--listen %q: unknown scheme %q (want unix:PATH, tcp:HOST:PORT, vsock:PORT, fd:N or stdio)", spec, scheme)
 		}

@@ -17,6 +17,9 @@ import (
 
 // TestMain lets the tests run this binary's main as a child process.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == fakeQemuArg {
+		os.Exit(fakeQemu(os.Args[2:]))
+	}
 	if os.Getenv("UNION9P_TEST_RUN_MAIN") == "1" {
 		main()
 		os.Exit(0)

@@ -1,7 +1,8 @@
 // Command vm runs union9p against a real Linux 9p client: it boots a
 // Debian kernel under QEMU (software emulation) once, and in that boot
-// the guest suite (test/vm/guest) checks the union that `union9p qemu`
-// serves from the host over virtio-serial, a union mounted inside the
+// the guest suite (test/vm/guest) checks the unions that `union9p qemu`
+// serves from the host (one over trans=tcp on the guest's user network,
+// the default path; one through the virtio-serial relay), a union mounted inside the
 // guest with `mount -t union9p`, and the guest kernel's overlayfs over the
 // same layers as the reference. After the guest powers off, the host
 // checks that the lowers are unchanged (content and metadata), that the
@@ -109,7 +110,9 @@ func run(verbose, keep bool, timeout time.Duration, memory int, binary string) i
 		Kernel: k.Image, Initrd: filepath.Join(dir, "initrd.gz"), MemoryMB: memory,
 		Extra: []string{"-drive", "file=" + filepath.Join(dir, "scratch.img") + ",if=virtio,format=raw,cache=unsafe"},
 	}
-	args := append([]string{"qemu", "--name", "host",
+	// Both transports: the suite runs on "host" over trans=tcp (the
+	// default path) and on "hostuser" through the virtio-serial relay.
+	args := append([]string{"qemu", "--transport", "tcp,serial", "--name", "host",
 		"--lower", layers.top, "--lower", layers.bottom,
 		"--upper", layers.upper, "--workdir", layers.work,
 		"--next", "--name", "hostuser",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,17 +15,22 @@ import (
 	"github.com/union9p/union9p/qemu"
 )
 
-// Names the guest program is told (see inguest's -port and -tag).
+var _ = qemu.PortPrefix
+
+// Names the guest program is told (see inguest's -union, -splice-union,
+// -tag and -lower-file).
 const (
-	unionName = "bench"                   // `union9p qemu --name`
-	unionPort = qemu.PortPrefix + "bench" // the virtio-serial port it becomes
-	virtfsTag = "ref"                     // QEMU's mount_tag
+	unionName  = "bench"  // `union9p qemu --name`
+	spliceName = "splice" // a second union over the same lower: its own port for the splice relay
+	virtfsTag  = "ref"    // QEMU's mount_tag; ref, refloose and reflower export the same directory
+	lowerFile  = "big"    // in the content's root: read by lowerread
 )
 
 // shares are the host directories of one run: the union's layers and the
 // directory QEMU exports, each holding the content under treeDir.
 type shares struct {
 	Lower, Upper, Work string // union9p: the content, an empty upper
+	Upper2, Work2      string // the splice union's upper
 	Plain              string // QEMU's virtfs: the same content
 }
 
@@ -33,14 +39,16 @@ const treeDir = "tree"
 
 // newShares makes the directories under dir and writes t into the lower
 // and into the plain directory.
-func newShares(dir string, t tree) (*shares, error) {
+func newShares(dir string, t tree, bigMiB int) (*shares, error) {
 	s := &shares{
-		Lower: filepath.Join(dir, "lower"),
-		Upper: filepath.Join(dir, "upper"),
-		Work:  filepath.Join(dir, "work"),
-		Plain: filepath.Join(dir, "plain"),
+		Lower:  filepath.Join(dir, "lower"),
+		Upper:  filepath.Join(dir, "upper"),
+		Work:   filepath.Join(dir, "work"),
+		Upper2: filepath.Join(dir, "upper2"),
+		Work2:  filepath.Join(dir, "work2"),
+		Plain:  filepath.Join(dir, "plain"),
 	}
-	for _, d := range []string{s.Lower, s.Upper, s.Work, s.Plain} {
+	for _, d := range []string{s.Lower, s.Upper, s.Work, s.Upper2, s.Work2, s.Plain} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -49,28 +57,57 @@ func newShares(dir string, t tree) (*shares, error) {
 		if err := t.WriteDir(filepath.Join(d, treeDir)); err != nil {
 			return nil, fmt.Errorf("write the tree into %s: %w", d, err)
 		}
+		if err := writeBig(filepath.Join(d, lowerFile), bigMiB); err != nil {
+			return nil, err
+		}
 	}
 	syscall.Sync() // no host writeback of the content during the run
 	return s, nil
 }
 
-// virtfsArgs exports dir with QEMU's own 9p server as tag, with the
-// host's owners and modes as they are (passthrough; QEMU runs as root).
-func virtfsArgs(dir, tag string) []string {
-	return []string{"-virtfs", fmt.Sprintf("local,path=%s,mount_tag=%s,security_model=passthrough,id=%s",
-		strings.ReplaceAll(dir, ",", ",,"), tag, tag)}
+// writeBig writes a file of mib MiB of non-zero data.
+func writeBig(path string, mib int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	chunk := bytes.Repeat([]byte("union9p lowerread "), 1<<20/18+1)[:1<<20]
+	for range mib {
+		if _, err := f.Write(chunk); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }
 
-// boot runs the guest once under `union9p qemu`, which serves the union
-// on the virtio-serial port unionPort for as long as QEMU runs; the
+// virtfsArgs exports dir with QEMU's own 9p server as tag, with the
+// host's owners and modes as they are (passthrough; QEMU runs as root).
+// A virtio-9p export takes one mount at a time, so each side that mounts
+// the directory gets an export of its own.
+func virtfsArgs(dir, tag string, readOnly bool) []string {
+	ro := ""
+	if readOnly {
+		ro = ",readonly=on"
+	}
+	return []string{"-virtfs", fmt.Sprintf("local,path=%s,mount_tag=%s,security_model=passthrough,id=%s%s",
+		strings.ReplaceAll(dir, ",", ",,"), tag, tag, ro)}
+}
+
+// boot runs the guest once under `union9p qemu --transport tcp,serial`,
+// which serves the union (and the splice union) for as long as QEMU runs; the
 // console (and the servers' stderr) goes to console. It returns when the
 // guest has powered off. When ctx ends, union9p qemu gets SIGTERM and
 // passes it on to QEMU; if this process dies, the kernel sends union9p
 // qemu SIGTERM (Pdeathsig), so that no QEMU or server outlives the run.
-func boot(ctx context.Context, union9p string, vm qemu.Machine, sh *shares, console io.Writer) error {
-	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag)...)
-	args := append([]string{"qemu", "--name", unionName,
-		"--lower", sh.Lower, "--upper", sh.Upper, "--workdir", sh.Work, "--"}, vm.Args()...)
+func boot(ctx context.Context, net, union9p string, vm qemu.Machine, sh *shares, console io.Writer) error {
+	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag, false)...)
+	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag+"loose", false)...)
+	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag+"lower", true)...)
+	args := append([]string{"qemu", "--transport", net + ",serial", "--name", unionName,
+		"--lower", sh.Lower, "--upper", sh.Upper, "--workdir", sh.Work,
+		"--next", "--name", spliceName,
+		"--lower", sh.Lower, "--upper", sh.Upper2, "--workdir", sh.Work2, "--"}, vm.Args()...)
 	cmd := exec.CommandContext(ctx, union9p, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 20 * time.Second

@@ -33,11 +33,16 @@ func binaries(ctx context.Context, repo, dir, union9p string) (string, string, e
 }
 
 // buildInitramfs writes the guest image to out: busybox, the modules for
-// 9p over virtio-serial (trans=fd) and over virtio (QEMU's virtfs),
+// 9p over virtio-serial (trans=fd), over virtio-net (trans=tcp) and over
+// virtio (QEMU's virtfs), overlayfs,
 // union9p for guest-mount, the guest program, the tarball, and an init
 // that runs the guest program with args and powers off.
 func buildInitramfs(k *qemu.Kernel, union9p, inguest string, tarball []byte, args, out string) error {
-	r, err := vmhost.BaseInitramfs(k, union9p, append(append([]string{}, qemu.NinePModules...), qemu.VirtfsModules...)...)
+	var mods []string
+	for _, m := range [][]string{qemu.NinePModules, qemu.VirtfsModules, qemu.NetModules, qemu.OverlayModules} {
+		mods = append(mods, m...)
+	}
+	r, err := vmhost.BaseInitramfs(k, union9p, mods...)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -25,11 +26,31 @@ const (
 	issueDDMiB = 256
 )
 
+// defaultDDMiB scales dd down from issueDDMiB: the relay moves about
+// 25 MiB/s under emulation.
+const defaultDDMiB = 32
+
+// allSides lists every side's key.
+func allSides() []string {
+	var keys []string
+	for _, s := range record.Sides {
+		keys = append(keys, s.Key)
+	}
+	return keys
+}
+
+// defaultSides are all sides but tcp-loose, whose page-by-page writes
+// measured 0.1 MiB/s (over 200 s for 16 MiB): it would take most of the
+// run. -sides tcp-loose,... measures it.
+func defaultSides() []string {
+	return slices.DeleteFunc(allSides(), func(s string) bool { return s == "tcp-loose" })
+}
+
 // defaultFiles scales the tree down from issueFiles so that a run takes
 // a few minutes: under software emulation with cache=mmap, tar x plus
 // find | xargs stat cost about 0.1 s per file and round for the two sides
 // together, so the issue's 20000 files would take about two hours.
-const defaultFiles = 400
+const defaultFiles = 100
 
 // guestMargin is how much sooner than the host the guest's watchdog fires,
 // so that a hung guest still reports before the host gives up.
@@ -40,10 +61,11 @@ type config struct {
 	Files    int
 	DDMiB    int
 	Rounds   int
-	Cache    string
 	Msize    int
 	MemoryMB int
 	CPUs     int
+	Sides    []string
+	Net      string // transport of the tcp sides: tcp (QEMU user network) or tap
 	Timeout  time.Duration
 	Union9p  string // prebuilt static binary; empty: build ./cmd/union9p
 	Dir      string // where the temporary directory goes
@@ -57,11 +79,12 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("guest", flag.ContinueOnError)
 	var cfg config
 	fs.IntVar(&cfg.Files, "files", defaultFiles, fmt.Sprintf("files in the tree that tar extracts and find | xargs stat walks (the issue: %d)", issueFiles))
-	fs.IntVar(&cfg.DDMiB, "dd-mib", issueDDMiB, "MiB that dd writes and reads (the issue: 256)")
+	fs.IntVar(&cfg.DDMiB, "dd-mib", defaultDDMiB, fmt.Sprintf("MiB that dd writes and reads (the benchmark issue: %d)", issueDDMiB))
+	sides := fs.String("sides", strings.Join(defaultSides(), ","), "comma-separated sides to measure (all: "+strings.Join(allSides(), ",")+")")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "alternating rounds (median reported)")
-	fs.StringVar(&cfg.Cache, "cache", "mmap", "9p cache mode of both mounts: mmap or loose")
+	fs.StringVar(&cfg.Net, "net", "tcp", "how the tcp sides reach the host: tcp (QEMU's user network, the default of union9p qemu) or tap (root: a tap in a private network namespace)")
 	// The kernel's virtio transport takes at most 4 KiB × 125 (Linux 6.1).
-	fs.IntVar(&cfg.Msize, "msize", 512000, "9p msize asked for on both mounts")
+	fs.IntVar(&cfg.Msize, "msize", 512000, "9p msize of the virtio-9p, relay and tcp-512k sides")
 	fs.IntVar(&cfg.MemoryMB, "m", 1024, "guest memory in MiB")
 	fs.IntVar(&cfg.CPUs, "smp", 1, "guest vCPUs")
 	fs.DurationVar(&cfg.Timeout, "timeout", 15*time.Minute, "stop the whole run after this long")
@@ -77,13 +100,20 @@ func parseFlags(args []string) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
+	cfg.Sides = strings.Split(*sides, ",")
+	if cfg.Net != "tcp" && cfg.Net != "tap" {
+		return cfg, fmt.Errorf("-net %q: want tcp or tap", cfg.Net)
+	}
+	for _, sd := range cfg.Sides {
+		if !slices.Contains(allSides(), sd) {
+			return cfg, fmt.Errorf("-sides: unknown side %q (want some of %s)", sd, strings.Join(allSides(), ","))
+		}
+	}
 	switch {
 	case fs.NArg() > 0:
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	case cfg.Files < 1 || cfg.DDMiB < 1 || cfg.Rounds < 1 || cfg.Msize < 4096 || cfg.MemoryMB < 256 || cfg.CPUs < 1:
 		return cfg, errors.New("-files, -dd-mib, -rounds and -smp must be positive, -msize at least 4096, -m at least 256")
-	case cfg.Cache != "mmap" && cfg.Cache != "loose":
-		return cfg, fmt.Errorf("-cache %q: want mmap or loose", cfg.Cache)
 	}
 	return cfg, nil
 }
@@ -148,7 +178,7 @@ func bench(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	t := tree{Files: cfg.Files}
 	progress("writing the content (%d files) into the lower and the plain directory, and as a tarball", t.Files)
-	sh, err := newShares(filepath.Join(dir, "shares"), t)
+	sh, err := newShares(filepath.Join(dir, "shares"), t, cfg.DDMiB)
 	if err != nil {
 		return err
 	}
@@ -168,9 +198,9 @@ func bench(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	defer logFile.Close()
 	con := newConsole(logFile, cfg.Verbose)
-	progress("booting %s; %d rounds of tar x, find | xargs stat, dd write, dd read on each side", k.Release, cfg.Rounds)
+	progress("booting %s; %d rounds of tar x, find | xargs stat, dd write, dd read, dd read of a lower file on each of %s", k.Release, cfg.Rounds, strings.Join(cfg.Sides, ", "))
 	bootStart := time.Now()
-	bootErr := boot(ctx, union9p, qemu.Machine{Kernel: k.Image, Initrd: initrd, MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs}, sh, con)
+	bootErr := boot(ctx, cfg.Net, union9p, qemu.Machine{Kernel: k.Image, Initrd: initrd, MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs}, sh, con)
 	con.flush()
 	guestTime := time.Since(bootStart)
 	if bootErr != nil && ctx.Err() != nil {
@@ -183,17 +213,19 @@ func bench(ctx context.Context, cfg config, out io.Writer) error {
 
 	fmt.Fprintf(out, "union9p in-guest benchmark, %s\n", time.Now().Format(time.DateTime))
 	fmt.Fprintln(out, environment(cfg, union9p, dir, info["guest-kernel"]))
-	fmt.Fprintf(out, "method: one boot; %s = `union9p qemu` serving a union (lower = the content, empty upper) on a virtio-serial port, "+
-		"mounted with `union9p guest-mount`; %s = QEMU's -virtfs local,security_model=passthrough of a plain directory with the same content, "+
-		"mounted with trans=virtio; both with cache=%s,msize=%d; %d alternating rounds (A B, B A, ...), median; "+
-		"guest caches dropped before every run; ratio = %s speed / %s speed (>1: union9p faster); noise = half the max-min spread of the rounds\n",
-		record.SideUnion9p, record.SideQEMU, cfg.Cache, cfg.Msize, cfg.Rounds, record.SideUnion9p, record.SideQEMU)
-	for _, s := range []string{record.SideUnion9p, record.SideQEMU} {
-		fmt.Fprintf(out, "mount %s: %s\n", s, info["mount-"+s])
+	fmt.Fprintf(out, "union9p qemu --transport %s,serial: the tcp sides reach the host over %s\n", cfg.Net, map[string]string{
+		"tcp": "QEMU's user network (restrict=on)", "tap": "a tap device in a network namespace of their own (64 KiB MTU, offloads)"}[cfg.Net])
+	fmt.Fprintf(out, "method: one boot; every side mounted at once; %d rounds, the sides alternating (A B C ..., then ... C B A), median; "+
+		"guest caches dropped before every run; ratio = speed / %s's speed (>1: faster); noise = half the max-min spread of the rounds\n",
+		cfg.Rounds, record.SideReference)
+	for _, sd := range record.Sides {
+		if slices.Contains(cfg.Sides, sd.Key) {
+			fmt.Fprintf(out, "  %-13s %s\n  %13s mount: %s\n", sd.Key, sd.What, "", info["mount-"+sd.Key])
+		}
 	}
 	fmt.Fprintln(out, sizesNote(cfg))
 	fmt.Fprintln(out)
-	printTable(out, rows(results, cfg, t, len(tarball)))
+	printTable(out, rows(results, cfg, t, len(tarball)), cfg.Sides)
 	fmt.Fprintf(out, "\nrun time %v (guest %v)\n", time.Since(start).Round(time.Second), guestTime.Round(time.Second))
 	return nil
 }
@@ -206,10 +238,12 @@ func guestArgs(cfg config, t tree, timeout time.Duration) string {
 		"-tree", treeDir,
 		"-entries", fmt.Sprint(t.Paths()),
 		"-dd-mib", fmt.Sprint(cfg.DDMiB),
-		"-cache", cfg.Cache,
 		"-msize", fmt.Sprint(cfg.Msize),
-		"-port", unionPort,
+		"-sides", strings.Join(cfg.Sides, ","),
+		"-union", unionName,
+		"-splice-union", spliceName,
 		"-tag", virtfsTag,
+		"-lower-file", lowerFile,
 		"-timeout", max(timeout, time.Minute).String(),
 	}, " ")
 }

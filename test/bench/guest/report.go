@@ -9,27 +9,27 @@ import (
 	"github.com/union9p/union9p/test/bench/guest/internal/record"
 )
 
-// row is one workload's timed runs on both sides.
+// row is one workload's timed runs on every side.
 type row struct {
-	Label   string
-	Work    float64 // units one run does, for the rate
-	Unit    string  // of the rate, e.g. "files/s"
-	Union9p []float64
-	QEMU    []float64 // seconds, one per round
+	Label string
+	Work  float64              // units one run does, for the rate
+	Unit  string               // of the rate, e.g. "files/s"
+	Secs  map[string][]float64 // side key -> seconds, one per round
 }
 
-// Ratio is union9p's speed over QEMU's: above 1, union9p is faster.
-func (r row) Ratio() float64 {
-	u := median(r.Union9p)
-	if u == 0 {
+// Ratio is side's speed over the reference side's: above 1, side is
+// faster; 0 when either has no result.
+func (r row) Ratio(side string) float64 {
+	s, ref := median(r.Secs[side]), median(r.Secs[record.SideReference])
+	if s == 0 || ref == 0 {
 		return 0
 	}
-	return median(r.QEMU) / u
+	return ref / s
 }
 
-// Noise is half the max-min spread of the rounds relative to their
-// median, the larger of the two sides.
-func (r row) Noise() float64 { return max(spread(r.Union9p), spread(r.QEMU)) / 2 }
+// Noise is half the max-min spread of side's rounds relative to their
+// median.
+func (r row) Noise(side string) float64 { return spread(r.Secs[side]) / 2 }
 
 // rows groups results by workload, in run order, labelled with what one
 // run does.
@@ -40,30 +40,37 @@ func rows(results []record.Result, cfg config, t tree, tarballBytes int) []row {
 		{Label: fmt.Sprintf("tar x (%d files, %.0f MiB tarball)", t.Files, float64(tarballBytes)/(1<<20)), Work: float64(t.Files), Unit: "files/s"},
 		{Label: fmt.Sprintf("find | xargs stat (%d paths)", t.Paths()), Work: paths, Unit: "paths/s"},
 		{Label: fmt.Sprintf("dd write %d MiB, bs=1M, conv=fsync", cfg.DDMiB), Work: mib, Unit: "MiB/s"},
-		{Label: fmt.Sprintf("dd read %d MiB, bs=1M", cfg.DDMiB), Work: mib, Unit: "MiB/s"},
+		{Label: fmt.Sprintf("dd read %d MiB just written, bs=1M", cfg.DDMiB), Work: mib, Unit: "MiB/s"},
+		{Label: fmt.Sprintf("dd read %d MiB of the lower, bs=1M", cfg.DDMiB), Work: mib, Unit: "MiB/s"},
+	}
+	for i := range out {
+		out[i].Secs = map[string][]float64{}
 	}
 	for _, r := range results {
-		i := slices.Index(record.Workloads, r.Workload)
-		if i < 0 {
-			continue
-		}
-		switch r.Side {
-		case record.SideUnion9p:
-			out[i].Union9p = append(out[i].Union9p, r.Seconds)
-		case record.SideQEMU:
-			out[i].QEMU = append(out[i].QEMU, r.Seconds)
+		if i := slices.Index(record.Workloads, r.Workload); i >= 0 {
+			out[i].Secs[r.Side] = append(out[i].Secs[r.Side], r.Seconds)
 		}
 	}
 	return out
 }
 
-// printTable prints one line per workload: each side's median time and
-// rate, their ratio and the noise.
-func printTable(w io.Writer, rs []row) {
+// printTable prints, per workload, one line per side: the median time
+// and rate, the ratio to the reference side and the noise.
+func printTable(w io.Writer, rs []row, sides []string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "case\t%s\t%s\tratio\tnoise\n", record.SideUnion9p, record.SideQEMU)
+	fmt.Fprintf(tw, "case\tside\tmedian\tvs %s\tnoise\n", record.SideReference)
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t±%.0f%%\n", r.Label, r.cell(r.Union9p), r.cell(r.QEMU), r.Ratio(), 100*r.Noise())
+		for i, s := range sides {
+			label := ""
+			if i == 0 {
+				label = r.Label
+			}
+			ratio := "-"
+			if x := r.Ratio(s); x > 0 {
+				ratio = fmt.Sprintf("%.2f", x)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t±%.0f%%\n", label, s, r.cell(r.Secs[s]), ratio, 100*r.Noise(s))
+		}
 	}
 	tw.Flush()
 }

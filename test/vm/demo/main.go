@@ -9,10 +9,11 @@
 //
 //	go run ./test/vm/demo [-keep]
 //
-// The guest boots from an initramfs that only loads the 9p modules, mounts
-// the union served on the virtio-serial port union9p.root with `union9p
-// guest-mount` and switches to it; everything after that runs from the
-// union. It exits 1 if a change is missing from the upper or the base
+// The guest boots from an initramfs that only loads the 9p and network
+// modules, mounts the union "root" with `union9p guest-mount` over its
+// default path (TCP on the guest's restricted user network, handed to
+// the kernel: no process keeps running for the mount) and switches to
+// it; everything after that runs from the union. It exits 1 if a change is missing from the upper or the base
 // changed.
 package main
 
@@ -42,10 +43,9 @@ func main() {
 	fmt.Println("demo: OK")
 }
 
-// stage1 is the initramfs's part: mount the union and switch to it. The
-// relay started by guest-mount keeps running from the initramfs binary.
+// stage1 is the initramfs's part: mount the union and switch to it.
 const stage1 = `mkdir -p /newroot
-union9p guest-mount union9p.root /newroot || { echo "demo: mounting the root union failed"; poweroff -f; }
+union9p guest-mount root /newroot || { echo "demo: mounting the root union failed"; poweroff -f; }
 echo "demo: root union mounted, switching to it"
 umount /dev/pts /dev/shm /tmp /proc /sys
 mount --move /dev /newroot/dev
@@ -209,7 +209,7 @@ func showTree(root string) error {
 // buildInitramfs writes the boot stage: busybox, the 9p modules, union9p
 // and an init that mounts the root union and switches to it.
 func buildInitramfs(k *qemu.Kernel, union9p, out string) error {
-	r, err := vmhost.BaseInitramfs(k, union9p, qemu.NinePModules...)
+	r, err := vmhost.BaseInitramfs(k, union9p, append(append([]string{}, qemu.NinePModules...), qemu.NetModules...)...)
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,12 @@
 // initramfs's init runs it as root after loading the 9p modules. In one
 // boot it runs the suite of checks on three mounts over identical layers:
 //
-//   - host: the union served by union9p on the host, reached over the
-//     virtio-serial port union9p.host with `union9p guest-mount`
-//     (access=client, posixacl: the guest kernel checks permissions);
-//   - hostuser: a second host union over the same lowers, mounted with
+//   - host: the union served by union9p on the host, mounted with
+//     `union9p guest-mount host` over its default path, trans=tcp on the
+//     guest's user network (access=client, posixacl: the guest kernel
+//     checks permissions);
+//   - hostuser: a second host union over the same lowers, mounted
+//     through the virtio-serial relay (serial:union9p.hostuser) with
 //     access=user, so that the server checks permissions;
 //   - local: a union of guest-local layers mounted with
 //     `mount -t union9p` (the mount.union9p helper, server in the guest);

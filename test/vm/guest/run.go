@@ -15,13 +15,13 @@ import (
 
 // Paths inside the guest.
 const (
-	hostPort  = "union9p.host"
+	hostPort  = "host" // guest-mount's default: trans=tcp, found by name
 	hostMount = "/mnt/host"
 	// The second host union (same lowers, its own upper) is mounted
 	// with access=user: the server, not the guest kernel, then decides
 	// what each user may do. Its small msize makes big directories,
 	// reads and writes take many requests.
-	hostUserPort  = "union9p.hostuser"
+	hostUserPort  = "serial:union9p.hostuser" // the virtio-serial relay
 	hostUserMount = "/mnt/hostuser"
 	localMount    = "/mnt/local"
 	ovlMount      = "/mnt/overlay"
@@ -50,13 +50,16 @@ var viewOptions = fixture.ManifestOptions{
 var layerOptions = fixture.ManifestOptions{Times: true, Private: true, DirNlink: true, CountOnly: []string{"l1/big", "l2/big"}}
 
 func (r *runner) run() {
-	// 1. The host's union over virtio-serial.
+	// 1. The host's union over trans=tcp (guest-mount's default path).
 	var hostView []string
 	mounted := r.step("host", "guest-mount", func() error {
 		if err := os.MkdirAll(hostMount, 0o755); err != nil {
 			return err
 		}
-		return guestutil.Command("/bin/union9p", "guest-mount", "-o", mountOptions, hostPort, hostMount)
+		if err := guestutil.Command("/bin/union9p", "guest-mount", "-o", mountOptions, hostPort, hostMount); err != nil {
+			return err
+		}
+		return mountedWith(hostMount, "union9p:tcp:")
 	})
 	if mounted {
 		r.suite("host", hostMount)
@@ -71,17 +74,21 @@ func (r *runner) run() {
 			}
 			return os.WriteFile(filepath.Join(dir, "manifest"), []byte(strings.Join(hostView, "\n")+"\n"), 0o644)
 		})
-		r.step("host", "unmount", func() error { return guestutil.UnmountAndWait(hostMount, "guest-relay") })
+		r.step("host", "unmount", func() error { return guestutil.UnmountAndWait(hostMount, "") })
 	} else {
 		r.skipSuite("host", "guest-mount failed")
 	}
 
-	// 1b. The same, with permission checks left to the server.
+	// 1b. The same through the virtio-serial relay, with permission
+	// checks left to the server.
 	if r.step("hostuser", "guest-mount", func() error {
 		if err := os.MkdirAll(hostUserMount, 0o755); err != nil {
 			return err
 		}
-		return guestutil.Command("/bin/union9p", "guest-mount", "-o", "cache=mmap,access=user,msize=16384", hostUserPort, hostUserMount)
+		if err := guestutil.Command("/bin/union9p", "guest-mount", "-o", "cache=mmap,access=user,msize=16384", hostUserPort, hostUserMount); err != nil {
+			return err
+		}
+		return mountedWith(hostUserMount, "union9p:union9p.hostuser")
 	}) {
 		r.suite("hostuser", hostUserMount)
 		r.step("hostuser", "unmount", func() error { return guestutil.UnmountAndWait(hostUserMount, "guest-relay") })
@@ -220,4 +227,24 @@ func waitFor(path string, timeout time.Duration) error {
 func lowersOnly(o fixture.ManifestOptions) fixture.ManifestOptions {
 	o.Skip = []string{"u9", "w9", "uo", "wo"}
 	return o
+}
+
+// mountedWith checks that dir is a 9p mount whose source in /proc/mounts
+// starts with source: guest-mount names the transport there
+// (union9p:tcp:ADDR:PORT, union9p:PORT for the relay), and the suite must
+// run over the transport it names.
+func mountedWith(dir, source string) error {
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 4 && f[1] == dir {
+			if f[2] != "9p" || !strings.HasPrefix(f[0], source) {
+				return fmt.Errorf("%s is %s %s %s, want 9p from %s", dir, f[0], f[2], f[3], source)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s not in /proc/mounts", dir)
 }

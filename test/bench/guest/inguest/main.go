@@ -1,14 +1,17 @@
 // Command inguest is the guest half of the in-guest benchmark (see
 // test/bench/guest): the initramfs's init runs it as root after loading
-// the 9p modules. It mounts the two shares of the same content, the
-// union served by union9p over virtio-serial and the directory served by
-// QEMU's own virtio-9p server, and times busybox workloads on each,
-// alternating between them (A B, then B A, ...) for -rounds rounds:
+// the modules. It mounts every side (record.Sides) of the same content,
+// the union served by union9p over each transport and the directory
+// served by QEMU's own virtio-9p server, and times busybox workloads on
+// each, alternating the order (A B C, then C B A, ...) for -rounds
+// rounds:
 //
 //   - tar: tar x of the tarball in the initramfs into a new directory;
 //   - stat: find TREE | xargs stat over the tree that both shares hold;
 //   - ddwrite: dd of -dd-mib MiB from /dev/zero, bs=1M, conv=fsync;
-//   - ddread: dd of that file to /dev/null, bs=1M.
+//   - ddread: dd of that file to /dev/null, bs=1M;
+//   - lowerread: dd of a file of the shared content (the union's lower),
+//     bs=1M.
 //
 // The page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches)
 // before every timed run. Each figure is printed as soon as it is taken,
@@ -21,6 +24,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/union9p/union9p/test/bench/guest/internal/record"
@@ -29,16 +34,19 @@ import (
 
 // config is the command line, set by the host in the init script.
 type config struct {
-	Rounds  int
-	Tarball string // in the initramfs
-	Tree    string // the content's directory, relative to each share's root
-	Entries int    // what find TREE must list on each share
-	DDMiB   int
-	Cache   string // 9p cache mode for both mounts
-	Msize   int    // 9p msize asked for on both mounts
-	Port    string // union9p's virtio-serial port
-	Tag     string // QEMU's virtfs mount tag
-	Timeout time.Duration
+	Rounds      int
+	Tarball     string // in the initramfs
+	Tree        string // the content's directory, relative to each share's root
+	Entries     int    // what find TREE must list on each share
+	DDMiB       int
+	Cache       string   // 9p cache mode for both mounts
+	Msize       int      // 9p msize asked for on both mounts
+	Sides       []string // record.Sides keys to measure
+	Union       string   // the union's name (union9p qemu --name)
+	SpliceUnion string   // the second union, for the splice relay's own port
+	Tag         string   // QEMU's virtfs mount tag; TAGloose and TAGlower are two more exports of the same directory
+	LowerFile   string   // a file of the shared content, relative to each mount, for lowerread
+	Timeout     time.Duration
 }
 
 func main() {
@@ -50,10 +58,14 @@ func main() {
 	flag.IntVar(&cfg.DDMiB, "dd-mib", 256, "MiB written and read by dd")
 	flag.StringVar(&cfg.Cache, "cache", "mmap", "9p cache mode of both mounts")
 	flag.IntVar(&cfg.Msize, "msize", 512000, "9p msize asked for on both mounts")
-	flag.StringVar(&cfg.Port, "port", "union9p.bench", "virtio-serial port of the union9p server")
+	sides := flag.String("sides", "tcp,qemu-9p", "comma-separated sides to measure (record.Sides)")
+	flag.StringVar(&cfg.Union, "union", "bench", "name of the union9p union")
+	flag.StringVar(&cfg.SpliceUnion, "splice-union", "splice", "name of the second union (the splice relay's port)")
 	flag.StringVar(&cfg.Tag, "tag", "ref", "mount tag of QEMU's virtfs share")
+	flag.StringVar(&cfg.LowerFile, "lower-file", "big", "file of the shared content read by lowerread")
 	flag.DurationVar(&cfg.Timeout, "timeout", 20*time.Minute, "power off after this long")
 	flag.Parse()
+	cfg.Sides = strings.Split(*sides, ",")
 
 	watchdog := time.AfterFunc(cfg.Timeout, func() {
 		emit(record.FormatError(fmt.Sprintf("watchdog: still running after %v; powering off", cfg.Timeout)))
@@ -74,7 +86,14 @@ func run(cfg config) error {
 	if err := unix.Uname(&uts); err == nil {
 		emit(record.FormatInfo("guest-kernel", unix.ByteSliceToString(uts.Release[:])))
 	}
-	sides := []*side{union9pSide(cfg), qemuSide(cfg)}
+	var sides []*side
+	for _, name := range cfg.Sides {
+		s, err := newSide(cfg, name)
+		if err != nil {
+			return err
+		}
+		sides = append(sides, s)
+	}
 	for _, s := range sides {
 		if err := s.mount(); err != nil {
 			return fmt.Errorf("%s: mount: %w", s.name, err)
@@ -93,9 +112,9 @@ func run(cfg config) error {
 		}
 	}
 	for round := range cfg.Rounds {
-		order := sides
+		order := slices.Clone(sides)
 		if round%2 == 1 {
-			order = []*side{sides[1], sides[0]}
+			slices.Reverse(order)
 		}
 		for _, w := range workloads(cfg) {
 			for _, s := range order {

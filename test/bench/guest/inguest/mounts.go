@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// side is one of the two mounts that are compared.
+// side is one of the mounts that are compared (record.Sides).
 type side struct {
 	name    string
 	dir     string // mount point
@@ -23,38 +23,91 @@ type side struct {
 	// serves the mount from the guest and must exit after the unmount
 	// (union9p's relay).
 	helper  string
+	undo    func() error // after the unmount (the overlay's lower)
 	mounted bool
 }
 
-// nineOptions are the 9p client options both mounts share, so that they
-// differ only in transport and server.
-func nineOptions(cfg config) string {
-	return fmt.Sprintf("cache=%s,msize=%d", cfg.Cache, cfg.Msize)
-}
-
-// union9pSide is the union served by union9p on the host, reached over
-// virtio-serial with `union9p guest-mount` (a relay in the guest between
-// the port and a socketpair the kernel uses with trans=fd).
-func union9pSide(cfg config) *side {
-	s := &side{name: record.SideUnion9p, dir: "/mnt/" + record.SideUnion9p, helper: "guest-relay"}
-	s.doMount = func() error {
-		return guestutil.Command("/bin/union9p", "guest-mount", "-o", nineOptions(cfg), cfg.Port, s.dir)
-	}
-	return s
-}
-
-// qemuSide is the directory served by QEMU's virtio-9p server, mounted
-// with the kernel's virtio transport.
-func qemuSide(cfg config) *side {
-	s := &side{name: record.SideQEMU, dir: "/mnt/" + record.SideQEMU}
-	s.doMount = func() error {
-		data := "trans=virtio,version=9p2000.L," + nineOptions(cfg)
-		if err := unix.Mount(cfg.Tag, s.dir, "9p", 0, data); err != nil {
-			return fmt.Errorf("mount -t 9p -o %s %s %s: %w", data, cfg.Tag, s.dir, err)
+// newSide returns the side with key name (see record.Sides).
+func newSide(cfg config, name string) (*side, error) {
+	s := &side{name: name, dir: "/mnt/" + name}
+	guestMount := func(spec string, opts string, extra ...string) func() error {
+		return func() error {
+			args := append([]string{"guest-mount", "-o", opts}, extra...)
+			return guestutil.Command("/bin/union9p", append(args, spec, s.dir)...)
 		}
-		return nil
 	}
-	return s
+	virtfs := func(tag, opts string) func() error {
+		return func() error { return mount9p(tag, s.dir, opts) }
+	}
+	mmap512 := fmt.Sprintf("cache=mmap,msize=%d", cfg.Msize)
+	switch name {
+	case record.SideTCP:
+		s.doMount = guestMount(cfg.Union, "cache=mmap")
+	case "tcp-kernel":
+		s.doMount = guestMount(cfg.Union, "cache=mmap", "--kernel-tcp")
+	case "tcp-512k":
+		s.doMount = guestMount(cfg.Union, mmap512)
+	case "tcp-loose":
+		s.doMount = guestMount(cfg.Union, "cache=loose")
+	case "relay":
+		s.helper = "guest-relay --splice=false"
+		s.doMount = guestMount("serial:"+cfg.Union, mmap512)
+	case "relay-splice":
+		s.helper = "guest-relay --splice=true"
+		s.doMount = guestMount("serial:"+cfg.SpliceUnion, mmap512, "--relay", "splice")
+	case record.SideReference:
+		s.doMount = virtfs(cfg.Tag, mmap512)
+	case "qemu-9p-loose":
+		s.doMount = virtfs(cfg.Tag+"loose", fmt.Sprintf("cache=loose,msize=%d", cfg.Msize))
+	case "9p-overlay":
+		lower, rw := "/mnt/9p-lower", "/tmp/9p-overlay"
+		s.doMount = func() error {
+			for _, d := range []string{lower, rw} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					return err
+				}
+			}
+			if err := mount9p(cfg.Tag+"lower", lower, mmap512+",ro"); err != nil {
+				return err
+			}
+			if err := unix.Mount("tmpfs", rw, "tmpfs", 0, "mode=0755"); err != nil {
+				return fmt.Errorf("mount tmpfs %s: %w", rw, err)
+			}
+			for _, d := range []string{rw + "/upper", rw + "/work"} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					return err
+				}
+			}
+			opts := "lowerdir=" + lower + ",upperdir=" + rw + "/upper,workdir=" + rw + "/work"
+			if err := unix.Mount("overlay", s.dir, "overlay", 0, opts); err != nil {
+				return fmt.Errorf("mount -t overlay -o %s: %w", opts, err)
+			}
+			return nil
+		}
+		s.undo = func() error {
+			if err := unix.Unmount(rw, 0); err != nil {
+				return err
+			}
+			return unix.Unmount(lower, 0)
+		}
+	default:
+		return nil, fmt.Errorf("unknown side %q", name)
+	}
+	return s, nil
+}
+
+// mount9p mounts QEMU's virtfs share tag on dir with the virtio
+// transport.
+func mount9p(tag, dir, opts string) error {
+	data := "trans=virtio,version=9p2000.L," + opts
+	flags := uintptr(0)
+	if strings.HasSuffix(opts, ",ro") {
+		flags, data = unix.MS_RDONLY, strings.TrimSuffix(data, ",ro")
+	}
+	if err := unix.Mount(tag, dir, "9p", flags, data); err != nil {
+		return fmt.Errorf("mount -t 9p -o %s %s %s: %w", data, tag, dir, err)
+	}
+	return nil
 }
 
 func (s *side) mount() error {
@@ -74,7 +127,13 @@ func (s *side) unmount() error {
 		return nil
 	}
 	s.mounted = false
-	return guestutil.UnmountAndWait(s.dir, s.helper)
+	if err := guestutil.UnmountAndWait(s.dir, s.helper); err != nil {
+		return err
+	}
+	if s.undo != nil {
+		return s.undo()
+	}
+	return nil
 }
 
 // mountInfo returns the side's line of /proc/mounts: source, type and

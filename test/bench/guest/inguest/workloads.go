@@ -24,8 +24,9 @@ type workload struct {
 // workloads returns the workloads in run order (record.Workloads): dd
 // read reads the file dd write wrote in the same round, then removes it.
 func workloads(cfg config) []workload {
-	extractDir := func(s *side, round int) string { return filepath.Join(s.dir, fmt.Sprintf("x%d", round)) }
-	ddFile := func(s *side, round int) string { return filepath.Join(s.dir, fmt.Sprintf("dd%d", round)) }
+	// Several sides mount the same union: names carry the side.
+	extractDir := func(s *side, round int) string { return filepath.Join(s.dir, fmt.Sprintf("%s-x%d", s.name, round)) }
+	ddFile := func(s *side, round int) string { return filepath.Join(s.dir, fmt.Sprintf("%s-dd%d", s.name, round)) }
 	ddBytes := int64(cfg.DDMiB) << 20
 	return []workload{{
 		key:     record.WorkloadTar,
@@ -59,6 +60,11 @@ func workloads(cfg config) []workload {
 			return shell(fmt.Sprintf("dd if=%s of=/dev/null bs=1M", ddFile(s, round)))
 		},
 		finish: func(s *side, round int) error { return os.Remove(ddFile(s, round)) },
+	}, {
+		key: record.WorkloadLowerRead,
+		run: func(s *side, _ int) error {
+			return shell(fmt.Sprintf("dd if=%s of=/dev/null bs=1M", filepath.Join(s.dir, cfg.LowerFile)))
+		},
 	}}
 }
 

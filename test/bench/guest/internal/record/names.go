@@ -1,22 +1,41 @@
 package record
 
-// The sides (mounts) the guest measures.
-const (
-	// SideUnion9p is the union served by union9p on the host over
-	// virtio-serial, mounted with `union9p guest-mount`.
-	SideUnion9p = "union9p"
-	// SideQEMU is the plain directory served by QEMU's own virtio-9p
-	// server (-virtfs), mounted with trans=virtio.
-	SideQEMU = "qemu-9p"
-)
+// Side is one mount the guest measures: a transport and its 9p options.
+type Side struct {
+	Key  string // in result records, e.g. "tcp"
+	What string // for the report
+}
+
+// The sides, in the order the report lists them. The union9p sides mount
+// one union (or, for relay-splice, a second union over the same lower)
+// served by `union9p qemu --transport tcp,serial`; the qemu sides mount a
+// plain directory with the same content through QEMU's own virtio-9p.
+var Sides = []Side{
+	{SideTCP, "union9p, guest-mount's default: TCP over virtio-net (QEMU user net, restrict=on, guestfwd cmd: courier), socket with TCP_NODELAY handed to the kernel (trans=fd), cache=mmap, msize 1 MiB"},
+	{"tcp-kernel", "the same, but the kernel connects (trans=tcp: Nagle on)"},
+	{"tcp-512k", "the same with msize=512000"},
+	{"tcp-loose", "tcp with cache=loose"},
+	{"relay", "union9p over a virtio-serial port, guest-mount's relay (read/write) and trans=fd, cache=mmap, msize=512000"},
+	{"relay-splice", "the same relay with guest-to-host splice(2) and 1 MiB reads"},
+	{SideReference, "QEMU's virtio-9p (-virtfs local, passthrough), trans=virtio, cache=mmap, msize=512000"},
+	{"qemu-9p-loose", "the same with cache=loose"},
+	{"9p-overlay", "QEMU's virtio-9p as a read-only lower + the guest's own overlayfs with a tmpfs upper (writes stay in guest RAM)"},
+}
+
+// SideTCP is the default path of `union9p qemu` and guest-mount.
+const SideTCP = "tcp"
+
+// SideReference is the side the others are compared with.
+const SideReference = "qemu-9p"
 
 // The workloads, in the order the guest runs them in each round.
 const (
-	WorkloadTar     = "tar"     // tar x of the tree's tarball into a new directory
-	WorkloadStat    = "stat"    // find TREE | xargs stat
-	WorkloadDDWrite = "ddwrite" // dd if=/dev/zero bs=1M conv=fsync into a new file
-	WorkloadDDRead  = "ddread"  // dd of the file just written, bs=1M, to /dev/null
+	WorkloadTar       = "tar"       // tar x of the tree's tarball into a new directory
+	WorkloadStat      = "stat"      // find TREE | xargs stat
+	WorkloadDDWrite   = "ddwrite"   // dd if=/dev/zero bs=1M conv=fsync into a new file
+	WorkloadDDRead    = "ddread"    // dd of the file just written, bs=1M, to /dev/null
+	WorkloadLowerRead = "lowerread" // dd of a file of the shared content (the lower), bs=1M
 )
 
 // Workloads lists the workload keys in run order.
-var Workloads = []string{WorkloadTar, WorkloadStat, WorkloadDDWrite, WorkloadDDRead}
+var Workloads = []string{WorkloadTar, WorkloadStat, WorkloadDDWrite, WorkloadDDRead, WorkloadLowerRead}
