@@ -89,3 +89,18 @@ func mountTmpfs(t *testing.T, dir string) {
 	must(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"))
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 }
+
+// withFewFds runs fn with the descriptor limit set 16 above the number of
+// descriptors open now (the tests do not run in parallel).
+func withFewFds(t *testing.T, fn func()) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	must(t, err)
+	var old unix.Rlimit
+	must(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &old))
+	low := old
+	low.Cur = uint64(len(ents) + 16)
+	must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &low))
+	defer unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
+	fn()
+}
