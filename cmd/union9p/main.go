@@ -47,6 +47,7 @@ func main() {
 			guestRelayCommand(),
 			qemuCommand(),
 			lsCommand(),
+			tenantCommand(),
 		},
 		DisableSliceFlagSeparator: true, // paths may contain commas
 		OnUsageError:              usageError,

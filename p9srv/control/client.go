@@ -30,7 +30,7 @@ func Dial(path string) (*Client, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ECONNREFUSED):
-			return nil, fmt.Errorf("control socket %s: %w (start `union9p serve --tenants DIR --control %s`)", path, ErrNotRunning, path)
+			return nil, fmt.Errorf("control socket %s: %w there", path, ErrNotRunning)
 		case errors.Is(err, os.ErrPermission):
 			return nil, fmt.Errorf("control socket %s: permission denied (it is owner-only: run as the server's user or root)", path)
 		}
