@@ -88,11 +88,18 @@ func (l layers) close() {
 // the two if missing (a new tenant, or an add interrupted by a crash), and
 // checks that they are real directories on one filesystem.
 func (r *Registry) openLayers(name string) (layers, error) {
-	l := layers{-1, -1, -1}
-	var err error
-	if l.tenant, err = r.openTenantDir(name); err != nil {
-		return l, err
+	tfd, err := r.openTenantDir(name)
+	if err != nil {
+		return layers{-1, -1, -1}, err
 	}
+	return r.layersIn(name, tfd)
+}
+
+// layersIn is openLayers in the tenant directory already open as tfd,
+// which the returned layers own (closed by their close, or on error).
+func (r *Registry) layersIn(name string, tfd int) (layers, error) {
+	l := layers{tfd, -1, -1}
+	var err error
 	if err := r.makeUpper(l.tenant); err != nil {
 		l.close()
 		return l, r.layoutErr(name, upperName, err)

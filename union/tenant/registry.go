@@ -474,7 +474,13 @@ func (r *Registry) Reset(ctx context.Context, name string, evict func(string)) e
 		}
 		aside = append(aside, trash)
 	}
-	l, err := r.openLayers(name) // makes the fresh upper and work
+	// The fresh upper and work, in the directory the old ones were
+	// renamed in (not DIR/NAME looked up again).
+	dup, err := unix.Dup(tfd)
+	if err != nil {
+		return err
+	}
+	l, err := r.layersIn(name, dup)
 	if err != nil {
 		return err
 	}
