@@ -44,8 +44,8 @@
 // were being rewritten, so it stops at their seams. The follow-up:
 //
 //  1. p9srv: a listener carries its tenant (a socket per tenant made by the
-//     server with owner-only permissions, or a listener spec with
-//     tenant=NAME). When a connection is accepted on it, p9srv calls
+//     server with owner-only permissions, for which control.Listen already
+//     does the safe creation, or a listener spec with tenant=NAME). When a connection is accepted on it, p9srv calls
 //     Registry.Acquire(ctx, NAME) and serves that connection from
 //     Handle.Union() (the engine's per-connection *union.Union seam);
 //     Handle.Release() runs when the connection ends. The aname never
@@ -56,8 +56,13 @@
 //     fail, their Handles are released, and Reset proceeds.
 //  2. `union9p serve --tenants DIR [--quota BYTES[,INODES]] --control SOCK`
 //     opens the Registry (Config.Lowers from --lower, AutoCreate when the
-//     tenant listeners may name new tenants) and serves control.Server on
-//     the socket from control.Listen.
+//     tenant listeners may name new tenants; cmd/union9p's parseSize reads
+//     sizes such as 10G) and serves control.Server on the socket from
+//     control.Listen; `union9p tenant` (cmd/union9p/tenant.go) is already
+//     its client. Registry.Close after the 9P server has stopped.
+//     Open fails on the first tenant laid out unsafely; if serving the
+//     other tenants matters more, a follow-up can keep such a tenant as
+//     "broken" in List instead.
 //  3. union: Options gains a quota hook, e.g. `Quota interface {
 //     Charge(Usage) error; Release(Usage); Adjust(Usage) }` satisfied by
 //     *Ledger, called so that nothing is half-made:

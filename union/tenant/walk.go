@@ -57,9 +57,11 @@ func openParent(dirfd int) (int, error) {
 
 // readNames lists the directory open as fd (without "." and ".."). The fd
 // must be freshly opened: the listing starts at its current offset.
-func readNames(fd int) ([]string, error) {
+func readNames(fd int) ([]string, error) { return readNamesBuf(fd, make([]byte, 32<<10)) }
+
+// readNamesBuf is readNames with the caller's buffer for getdents.
+func readNamesBuf(fd int, buf []byte) ([]string, error) {
 	var names []string
-	buf := make([]byte, 32<<10)
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
@@ -120,7 +122,8 @@ func walk(root int, v walkVisitor) error {
 	if err := unix.Fstat(cur, &st); err != nil {
 		return err
 	}
-	names, err := readNames(cur)
+	buf := make([]byte, 32<<10)
+	names, err := readNamesBuf(cur, buf)
 	if err != nil {
 		return err
 	}
@@ -164,7 +167,7 @@ func walk(root int, v walkVisitor) error {
 			unix.Close(fd)
 			return err
 		}
-		names, err := readNames(fd)
+		names, err := readNamesBuf(fd, buf)
 		if err != nil {
 			unix.Close(fd)
 			return fmt.Errorf("list %q: %w", name, err)
