@@ -174,6 +174,19 @@ func TestListenOwnerOnly(t *testing.T) {
 	must(t, err)
 	l.Close()
 
+	// A path as long as a socket address allows works (the temporary
+	// name is not longer); one byte more is a clear error.
+	long := filepath.Join(dir, strings.Repeat("l", maxSockPath-1-len(dir)-1))
+	l, err = Listen(long)
+	must(t, err)
+	c, err = net.Dial("unix", long)
+	must(t, err)
+	c.Close()
+	l.Close()
+	if _, err := Listen(long + "x"); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("Listen on a path too long: %v", err)
+	}
+
 	// Anything else at the path is left alone.
 	must(t, os.WriteFile(sock, []byte("data"), 0o644))
 	if _, err := Listen(sock); err == nil || !strings.Contains(err.Error(), "not a socket") {

@@ -36,12 +36,22 @@ func Listen(path string) (net.Listener, error) {
 	case !errors.Is(err, unix.ENOENT):
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
+	if len(abs) >= maxSockPath {
+		return nil, fmt.Errorf("control socket %s: path longer than a unix socket address allows (%d bytes)", path, maxSockPath-1)
+	}
 	tmpDir, err := os.MkdirTemp(filepath.Dir(abs), ".union9p-control-")
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	defer os.Remove(tmpDir)
-	tmp := filepath.Join(tmpDir, "s")
+	dfd, err := unix.Open(tmpDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	defer unix.Close(dfd)
+	// Bound through the directory's descriptor: short whatever path is,
+	// and the very directory just made.
+	tmp := fmt.Sprintf("/proc/self/fd/%d/s", dfd)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
@@ -49,20 +59,23 @@ func Listen(path string) (net.Listener, error) {
 	l.SetUnlinkOnClose(false) // it will not be at tmp; Close below removes it
 	fail := func(err error) (net.Listener, error) {
 		l.Close()
-		os.Remove(tmp)
+		unix.Unlinkat(dfd, "s", 0)
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
+	if err := unix.Fchmodat(dfd, "s", 0o600, 0); err != nil {
 		return fail(err)
 	}
-	if err := unix.Lstat(tmp, &st); err != nil {
+	if err := unix.Fstatat(dfd, "s", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(tmp, abs); err != nil {
+	if err := unix.Renameat(dfd, "s", unix.AT_FDCWD, abs); err != nil {
 		return fail(err)
 	}
 	return &listener{UnixListener: l, path: abs, dev: st.Dev, ino: st.Ino}, nil
 }
+
+// maxSockPath is the size of sun_path, terminating NUL included.
+const maxSockPath = 108
 
 // listener removes its socket file when closed.
 type listener struct {
