@@ -86,7 +86,10 @@ type tenant struct {
 	u      *union.Union  // opened at the first Acquire
 	refs   int           // Handles not yet released
 	busy   chan struct{} // non-nil while an operation owns the tenant; closed at its end
-	idle   chan struct{} // non-nil while a reset waits for refs to reach 0
+	// claimed is true while that operation is a reset or remove (not an
+	// add or a union open, which a reset waits for rather than refuse).
+	claimed bool
+	idle    chan struct{} // non-nil while a reset waits for refs to reach 0
 }
 
 // Open opens the tenants directory, removes what interrupted operations
@@ -388,35 +391,51 @@ func (r *Registry) openUnion(name string) (*union.Union, error) {
 
 // claim marks the tenant busy for a reset or remove, asks evict to end its
 // connections, and waits until every Handle is released (or ctx ends:
-// the tenant is then left as it was, with ErrBusy). On success the union
-// is closed and the tenant stays busy: the caller calls done.
+// the tenant is then left as it was, with ErrBusy). An add or union open
+// in progress is waited for; another reset or remove is ErrBusy. On
+// success the union is closed and the tenant stays busy: the caller calls
+// done.
 func (r *Registry) claim(ctx context.Context, name string, evict func(string)) (t *tenant, done func(), err error) {
 	if err := ValidName(name); err != nil {
 		return nil, nil, err
 	}
 	r.mu.Lock()
-	t = r.tenants[name]
-	if t == nil {
-		r.mu.Unlock()
-		if r.closed {
-			return nil, nil, ErrClosed
+	for {
+		t = r.tenants[name]
+		if t == nil {
+			r.mu.Unlock()
+			if r.closed {
+				return nil, nil, ErrClosed
+			}
+			return nil, nil, fmt.Errorf("tenant %s: %w", name, ErrNotFound)
 		}
-		return nil, nil, fmt.Errorf("tenant %s: %w", name, ErrNotFound)
-	}
-	if t.busy != nil {
+		if t.claimed {
+			r.mu.Unlock()
+			return nil, nil, fmt.Errorf("tenant %s: another reset or remove is running: %w", name, ErrBusy)
+		}
+		if t.busy == nil {
+			break
+		}
+		// Being added or having its union opened: short; wait.
+		busy := t.busy
 		r.mu.Unlock()
-		return nil, nil, fmt.Errorf("tenant %s: another add, reset or remove is running: %w", name, ErrBusy)
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("tenant %s: %w", name, ctx.Err())
+		}
+		r.mu.Lock()
 	}
 	if err := r.begin(); err != nil {
 		r.mu.Unlock()
 		return nil, nil, err
 	}
-	t.busy = make(chan struct{})
+	t.busy, t.claimed = make(chan struct{}), true
 	r.mu.Unlock()
 	done = func() {
 		r.mu.Lock()
 		close(t.busy)
-		t.busy = nil
+		t.busy, t.claimed = nil, false
 		r.mu.Unlock()
 		r.ops.Done()
 	}

@@ -92,7 +92,7 @@ func TestRemoveAllAtDeep(t *testing.T) {
 // back). Whatever interleaving happens, the outside stays whole.
 func TestRemoveAllAtRacingSwaps(t *testing.T) {
 	out, check := sentinel(t)
-	for round := range 6 {
+	for round := range 3 {
 		base := t.TempDir()
 		tree := filepath.Join(base, "tree")
 		var victims []string
