@@ -86,7 +86,7 @@ func mountTmpfs(t *testing.T, dir string) {
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root to mount (the tests run as root)")
 	}
-	must(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"))
+	must(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m"))
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 }
 
@@ -103,4 +103,13 @@ func withFewFds(t *testing.T, fn func()) {
 	must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &low))
 	defer unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
 	fn()
+}
+
+// tmpfsDir returns a new directory on a tmpfs of its own: for the tests
+// that make thousands of directories, which a loaded disk makes slow.
+func tmpfsDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	mountTmpfs(t, dir)
+	return dir
 }

@@ -67,7 +67,7 @@ func TestRemoveAllAtStopsAtMountPoints(t *testing.T) {
 }
 
 func TestRemoveAllAtDeep(t *testing.T) {
-	base := t.TempDir()
+	base := tmpfsDir(t)
 	must(t, os.Mkdir(filepath.Join(base, "tree"), 0o755))
 	fd, err := unix.Open(filepath.Join(base, "tree"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	must(t, err)
