@@ -486,9 +486,14 @@ func (r *Registry) Reset(ctx context.Context, name string, evict func(string)) e
 	}
 	defer unix.Close(tfd)
 	var aside []string
-	for _, sub := range []string{upperName, workName} {
+	for i, sub := range []string{upperName, workName} {
 		trash := resetPfx + randomSuffix()
 		if err := unix.Renameat(tfd, sub, tfd, trash); err != nil && err != unix.ENOENT {
+			if i > 0 {
+				// Put the upper back: a failed reset leaves the tenant
+				// as it was.
+				unix.Renameat(tfd, aside[0], tfd, upperName)
+			}
 			return r.layoutErr(name, sub, err)
 		}
 		aside = append(aside, trash)

@@ -278,6 +278,31 @@ func TestCloseWaitsForOperations(t *testing.T) {
 	}
 }
 
+// A reset that cannot move the work directory aside (a mount point there)
+// fails and leaves the tenant as it was.
+func TestFailedResetLeavesTenant(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(t)
+	must(t, r.Add("a"))
+	h := acquire(t, r, "a")
+	write(t, h.Union(), "kept", "x")
+	h.Release()
+	mountTmpfs(t, filepath.Join(f.dir, "a", "work"))
+	err := r.Reset(context.Background(), "a", nil)
+	if err == nil || !strings.Contains(err.Error(), "a/work") {
+		t.Fatalf("reset with a mount on work: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "a", "upper", "kept")); err != nil {
+		t.Fatalf("the failed reset lost the upper: %v", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(f.dir, "a"))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Fatalf("the failed reset left %s", e.Name())
+		}
+	}
+}
+
 func TestRemoveThenAddAgain(t *testing.T) {
 	f := newFixture(t)
 	r := f.open(t)
