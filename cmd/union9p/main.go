@@ -48,6 +48,7 @@ func main() {
 			qemuCommand(),
 			qemuCourierCommand(),
 			lsCommand(),
+			tenantCommand(),
 		},
 		DisableSliceFlagSeparator: true, // paths may contain commas
 		OnUsageError:              usageError,
