@@ -9,7 +9,8 @@ import (
 )
 
 // FuzzUnionOps is the differential test as a fuzz target: the input picks
-// the generated layers (first byte), the walk mode (second byte) and, byte
+// the generated layers (first byte), the walk mode and the overlay features
+// (second byte: plain, redirect_dir=on, metacopy=on) and, byte
 // by byte, every choice of the operation generator, so that a small change
 // of the input changes a few operations rather than the whole sequence.
 // Every outcome (errno included) and the merged trees must agree between
@@ -35,11 +36,12 @@ func FuzzUnionOps(f *testing.F) {
 		requireOverlay(t)
 		layers := generateLayers(int64(in[0]%48) + 1)
 		mode := walkMode(in[1] % 2)
+		feats := allFeatures[int(in[1]/2)%len(allFeatures)]
 		// At most 64 operations: a long sequence is rarely needed and
 		// would slow every execution.
 		n := min((len(in)-2)/4+1, 64)
 		ops := generateOpsFrom(rand.New(&byteSource{b: in[2:]}), layers, n)
-		env := newDiffEnv(t, layers, mode)
+		env := newDiffEnv(t, layers, mode, feats)
 		divs := runDiff(env, ops, 16)
 		if err := env.unmount(); err != nil {
 			t.Errorf("unmount kernel overlay: %v", err)
@@ -52,8 +54,8 @@ func FuzzUnionOps(f *testing.F) {
 		for _, d := range divs {
 			fmt.Fprintf(&b, "%s\n  the operations up to it:\n%s", d, describeOps(ops, d.Index-12, d.Index))
 		}
-		t.Errorf("layers %d, %s: union and the kernel disagree:\n%slayers of the run:\n%s",
-			int64(in[0]%48)+1, mode, b.String(), describeLayers(layers, nil))
+		t.Errorf("layers %d, %s, %s: union and the kernel disagree:\n%slayers of the run:\n%s",
+			int64(in[0]%48)+1, mode, feats.name, b.String(), describeLayers(layers, nil))
 	})
 }
 

@@ -35,13 +35,6 @@ func fsckEnv(t *testing.T) *formatEnv {
 	return e
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestFsckFaults(t *testing.T) {
 	requireOverlay(t)
 	faults := []struct {

@@ -62,7 +62,7 @@ func forEachUpper(t *testing.T, fn func(t *testing.T, e *formatEnv, before, afte
 		for _, w := range upperWriters {
 			t.Run(fmt.Sprintf("seed-%d/%s", seed, w.name), func(t *testing.T) {
 				layers := generateLayers(seed)
-				e := newFormatEnv(t, layers)
+				e := newFormatEnv(t, layers, plainFeatures)
 				before, after := w.write(t, e, generateOps(seed, layers, cfg.ops))
 				fn(t, e, before, after)
 				e.requireLowersUntouched(t)
