@@ -20,7 +20,7 @@ import (
 func fsckEnv(t *testing.T) *formatEnv {
 	t.Helper()
 	dir := scratchDir(t)
-	e := &formatEnv{lowers: mkdirs(t, dir, "lower")}
+	e := &formatEnv{lowers: mkdirs(t, dir, "lower"), features: plainFeatures}
 	dirs := mkdirs(t, dir, "upper", "work1", "work2", "mnt")
 	e.upper, e.work1, e.work2, e.mnt = dirs[0], dirs[1], dirs[2], dirs[3]
 	lower := e.lowers[0]
