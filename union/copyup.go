@@ -95,6 +95,18 @@ func (n *Node) copyUpForWrite() (int, error) { return n.copyUpMode(copyWithData)
 func (n *Node) copyUpEmpty() (int, error) { return n.copyUpMode(copyEmpty) }
 
 func (n *Node) copyUpMode(mode copyMode) (int, error) {
+	fd, err := n.copyUpObject(mode)
+	if err != nil || mode == copyMeta || !n.stillMetacopy() {
+		return fd, err
+	}
+	// A metadata-only copy, made earlier or by another Node meanwhile:
+	// the data must be in it before it is written.
+	return n.copyInData(mode == copyEmpty)
+}
+
+// copyUpObject makes sure n has an upper object; for copyMeta it may be
+// a metadata-only copy (and it may be one another Node made).
+func (n *Node) copyUpObject(mode copyMode) (int, error) {
 	u := n.u
 	if u.upper == nil {
 		return -1, unix.EROFS
@@ -102,9 +114,6 @@ func (n *Node) copyUpMode(mode copyMode) (int, error) {
 	n.refreshUpper()
 	up, lowers, parent, name := n.state()
 	if up >= 0 {
-		if mode != copyMeta && n.stillMetacopy() {
-			return n.copyInData(mode == copyEmpty)
-		}
 		return up, nil
 	}
 	if parent == nil || len(lowers) == 0 {

@@ -45,6 +45,17 @@
 // value, as overlayfs's redirect_dir=off); redirects are followed either
 // way, as overlayfs does by default.
 //
+// Metacopy: with Options.Metacopy (overlayfs's metacopy=on), a change that
+// keeps a lower regular file's data (owner, mode, times, xattrs, rename,
+// link) copies only its metadata; the upper file carries
+// "overlay.metacopy" and its data is read from the lower layer (through a
+// redirect once renamed or linked) until the first open for writing or
+// truncate copies it in (metacopy.go).
+//
+// Deep stacks: lower layers never change, so what a lower directory holds
+// is read once and kept; a lookup asks the host only in the layers whose
+// directory has the name (lowercache.go).
+//
 // Stable id: every object has a 64-bit id, unique across layers, that stays
 // the same when the object is copied up. It is built from the object's
 // filesystem (a small index per st_dev) and inode number; a copied-up object

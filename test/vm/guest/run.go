@@ -132,9 +132,10 @@ func (r *runner) run() {
 	var localView, ovlView []string
 	if r.step("local", "mount-t-union9p", func() error {
 		return guestutil.Command("/bin/mount", "-t", "union9p", "-o",
-			"lowerdir="+lower+",upperdir="+layers+"/u9,workdir="+layers+"/w9,"+mountOptions, "local", localMount)
+			"lowerdir="+lower+",upperdir="+layers+"/u9,workdir="+layers+"/w9,metacopy=on,"+mountOptions, "local", localMount)
 	}) {
 		r.suite("local", localMount)
+		r.step("local", "upper-metacopy", func() error { return upperMetacopy(layers + "/u9") })
 		r.step("local", "manifest", func() (err error) {
 			localView, err = fixture.Manifest(localMount, viewOptions)
 			return err
@@ -144,7 +145,7 @@ func (r *runner) run() {
 	}
 	if r.step("overlay", "mount-t-overlay", func() error {
 		return guestutil.Command("/bin/mount", "-t", "overlay", "-o",
-			"lowerdir="+lower+",upperdir="+layers+"/uo,workdir="+layers+"/wo,redirect_dir=on", "overlay", ovlMount)
+			"lowerdir="+lower+",upperdir="+layers+"/uo,workdir="+layers+"/wo,redirect_dir=on,metacopy=on", "overlay", ovlMount)
 	}) {
 		r.suite("overlay", ovlMount)
 		r.step("overlay", "manifest", func() (err error) {
