@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -79,6 +78,28 @@ func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
 		err = finish()
 	}
 	return e.stats, err
+}
+
+// copyFd copies up to size bytes from the descriptor fd to w.
+func copyFd(w io.Writer, fd int, size int64, buf []byte) (int64, error) {
+	var n int64
+	for n < size {
+		k, err := unix.Read(fd, buf[:min(int64(len(buf)), size-n)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if k == 0 {
+			break
+		}
+		if _, err := w.Write(buf[:k]); err != nil {
+			return n, err
+		}
+		n += int64(k)
+	}
+	return n, nil
 }
 
 // compressor wraps w in the named compression; finish flushes it.
@@ -176,14 +197,14 @@ func (e *exporter) marker(name string, st *unix.Stat_t) error {
 func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
 	var m meta
 	var err error
-	var f *os.File
+	f := -1
 	if fileType(st) == unix.S_IFREG && !e.seenLink(st) {
 		// One open serves the xattrs and the data.
-		if f, err = openFileAt(dirfd, name); err != nil {
+		if f, err = openFileFd(dirfd, name); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
-		defer f.Close()
-		m, err = readMetaFd(int(f.Fd()), st)
+		defer unix.Close(f)
+		m, err = readMetaFd(f, st)
 	} else {
 		m, err = readMeta(dirfd, name, st)
 	}
@@ -212,7 +233,7 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
 		if first, ok := e.links[key]; ok {
 			h.Typeflag, h.Linkname, h.Mode = tar.TypeLink, first, 0
 			h.PAXRecords = nil
-			return e.write(h, nil, p, st)
+			return e.write(h, -1, p, st)
 		}
 		e.links[key] = p
 	}
@@ -239,7 +260,7 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
 		h.Typeflag, h.Size, data = tar.TypeReg, st.Size, true
 	}
 	if !data {
-		f = nil
+		f = -1
 	}
 	return e.write(h, f, p, st)
 }
@@ -253,14 +274,15 @@ func (e *exporter) seenLink(st *unix.Stat_t) bool {
 	return ok
 }
 
-// write writes the header h and, with f, the file's bytes.
-func (e *exporter) write(h *tar.Header, f *os.File, p string, st *unix.Stat_t) error {
+// write writes the header h and, with a descriptor f (not -1), the
+// file's bytes.
+func (e *exporter) write(h *tar.Header, f int, p string, st *unix.Stat_t) error {
 	if err := e.tw.WriteHeader(h); err != nil {
 		return fmt.Errorf("/%s: %w", p, err)
 	}
 	e.stats.Entries++
-	if f != nil {
-		n, err := io.CopyBuffer(e.tw, io.LimitReader(f, st.Size), e.buf)
+	if f >= 0 {
+		n, err := copyFd(e.tw, f, st.Size, e.buf)
 		if err == nil && n != st.Size {
 			err = fmt.Errorf("file shrank while exported (%d of %d bytes)", n, st.Size)
 		}
