@@ -59,6 +59,7 @@ func (r *runner) run() {
 		return guestutil.Command("/bin/union9p", "guest-mount", "-o", mountOptions, hostPort, hostMount)
 	})
 	if mounted {
+		r.storm(hostMount) // storm.go
 		r.suite("host", hostMount)
 		r.step("host", "write-manifest", func() error {
 			var err error
