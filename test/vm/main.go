@@ -128,8 +128,14 @@ func run(verbose, keep bool, timeout time.Duration, memory int, binary string) i
 	defer consoleLog.Close()
 	con := newConsole(consoleLog, verbose)
 	cmd.Stdout, cmd.Stderr = con, con
+	// The storm check's host client (storm.go) finds the server's socket
+	// under this TMPDIR.
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
+	stormCtx, stormStop := context.WithCancel(ctx)
+	waitStorm := hostStorm(stormCtx, dir)
 	bootStart := time.Now()
 	runErr := cmd.Run()
+	stormStop()
 	con.flush()
 	logf("guest ran %v", time.Since(bootStart).Round(time.Millisecond))
 
@@ -149,6 +155,12 @@ func run(verbose, keep bool, timeout time.Duration, memory int, binary string) i
 	for _, c := range upperChecks {
 		t.check("host/"+c.name, c.run(layers.upper))
 	}
+	hostTree, stormOps, err := waitStorm()
+	if err == nil {
+		logf("storm: the host client ran %d operations beside the guest's", stormOps)
+		err = checkStorm(layers.upper, hostTree)
+	}
+	t.check("host/storm-trees-consistent", err)
 	left, err := workdirLeftovers(layers.work)
 	if err == nil && len(left) > 0 {
 		err = fmt.Errorf("left in workdir: %s", strings.Join(left, ", "))

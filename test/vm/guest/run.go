@@ -62,6 +62,7 @@ func (r *runner) run() {
 		return mountedWith(hostMount, "union9p:tcp:")
 	})
 	if mounted {
+		r.storm(hostMount) // storm.go
 		r.suite("host", hostMount)
 		r.step("host", "write-manifest", func() error {
 			var err error

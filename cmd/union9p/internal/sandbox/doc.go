@@ -40,4 +40,14 @@
 // ("syscall=N") and the process. `--sandbox=log` keeps everything else but
 // makes the filter allow and log instead of deny, to find what a new code
 // path needs; `--sandbox=off` turns the sandbox off.
+//
+// # Tests
+//
+// probe_on.go, built only with -tags sandboxprobe (never by `make build`),
+// holds two test hooks: Probe, which makes the confined server itself try
+// to open a host file outside its layers, make sockets and execve
+// (TestConfinement), and a launcher that confines itself as the server
+// does and execs a test binary (TestWireSuiteConfined runs the whole p9srv
+// suite that way). The VM suite and the torture test run the real binary,
+// sandbox on.
 package sandbox
