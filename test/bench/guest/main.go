@@ -229,10 +229,23 @@ func bench(ctx context.Context, cfg config, out io.Writer) error {
 		}
 	}
 	fmt.Fprintln(out, sizesNote(cfg))
+	printPackets(out, info, cfg.Sides)
 	fmt.Fprintln(out)
 	printTable(out, rows(results, cfg, t, len(tarball)), cfg.Sides)
 	fmt.Fprintf(out, "\nrun time %v (guest %v)\n", time.Since(start).Round(time.Second), guestTime.Round(time.Second))
 	return err
+}
+
+// printPackets prints the union NIC's frame counts of the first round
+// of each tcp side (see inguest/packets.go).
+func printPackets(out io.Writer, info map[string]string, sides []string) {
+	for _, sd := range sides {
+		for _, w := range record.Workloads {
+			if n, ok := info["packets-"+sd+"-"+w]; ok {
+				fmt.Fprintf(out, "frames on the union NIC, %s %s, round 1: %s\n", sd, w, n)
+			}
+		}
+	}
 }
 
 // guestArgs is the guest program's command line (see inguest).
