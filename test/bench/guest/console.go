@@ -67,15 +67,17 @@ func (c *console) line(l string) {
 	}
 }
 
-// outcome returns what the guest reported, or why the run is incomplete.
+// outcome returns what the guest reported and, if the run is
+// incomplete, why: the results taken so far are returned all the same,
+// for a report marked incomplete.
 func (c *console) outcome() ([]record.Result, map[string]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case len(c.errs) > 0:
-		return nil, nil, fmt.Errorf("the guest reported: %s", strings.Join(c.errs, "; "))
+		return c.results, c.info, fmt.Errorf("the guest reported: %s", strings.Join(c.errs, "; "))
 	case !c.done:
-		return nil, nil, fmt.Errorf("the guest stopped before finishing; last console lines:\n  %s", strings.Join(c.tail, "\n  "))
+		return c.results, c.info, fmt.Errorf("the guest stopped before finishing; last console lines:\n  %s", strings.Join(c.tail, "\n  "))
 	}
 	return c.results, c.info, nil
 }

@@ -87,7 +87,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.Msize, "msize", 512000, "9p msize of the virtio-9p, relay and tcp-512k sides")
 	fs.IntVar(&cfg.MemoryMB, "m", 1024, "guest memory in MiB")
 	fs.IntVar(&cfg.CPUs, "smp", 1, "guest vCPUs")
-	fs.DurationVar(&cfg.Timeout, "timeout", 15*time.Minute, "stop the whole run after this long")
+	fs.DurationVar(&cfg.Timeout, "timeout", 45*time.Minute, "stop the whole run after this long (and report the rounds taken)")
 	fs.StringVar(&cfg.Union9p, "union9p", "", "static union9p binary to measure (default: build ./cmd/union9p)")
 	fs.StringVar(&cfg.Dir, "dir", os.TempDir(), "directory for the temporary directory (the shares' filesystem)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temporary directory (shares, image, console.log)")
@@ -203,15 +203,20 @@ func bench(ctx context.Context, cfg config, out io.Writer) error {
 	bootErr := boot(ctx, cfg.Net, union9p, qemu.Machine{Kernel: k.Image, Initrd: initrd, MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs}, sh, con)
 	con.flush()
 	guestTime := time.Since(bootStart)
-	if bootErr != nil && ctx.Err() != nil {
-		return bootErr // interrupted or timed out: the console tail says nothing new
-	}
 	results, info, err := con.outcome()
-	if err != nil || bootErr != nil {
-		return errors.Join(bootErr, err)
+	if bootErr != nil && ctx.Err() != nil {
+		err = bootErr // interrupted or timed out: the console tail says nothing new
+	} else if bootErr != nil {
+		err = errors.Join(bootErr, err)
+	}
+	if err != nil && len(results) == 0 {
+		return err
 	}
 
 	fmt.Fprintf(out, "union9p in-guest benchmark, %s\n", time.Now().Format(time.DateTime))
+	if err != nil {
+		fmt.Fprintf(out, "INCOMPLETE: the medians below are of the rounds taken before the run ended (%v)\n", strings.SplitN(err.Error(), "\n", 2)[0])
+	}
 	fmt.Fprintln(out, environment(cfg, union9p, dir, info["guest-kernel"]))
 	fmt.Fprintf(out, "union9p qemu --transport %s,serial: the tcp sides reach the host over %s\n", cfg.Net, map[string]string{
 		"tcp": "QEMU's user network (restrict=on)", "tap": "a tap device in a network namespace of their own (64 KiB MTU, offloads)"}[cfg.Net])
@@ -224,10 +229,23 @@ func bench(ctx context.Context, cfg config, out io.Writer) error {
 		}
 	}
 	fmt.Fprintln(out, sizesNote(cfg))
+	printPackets(out, info, cfg.Sides)
 	fmt.Fprintln(out)
 	printTable(out, rows(results, cfg, t, len(tarball)), cfg.Sides)
 	fmt.Fprintf(out, "\nrun time %v (guest %v)\n", time.Since(start).Round(time.Second), guestTime.Round(time.Second))
-	return nil
+	return err
+}
+
+// printPackets prints the union NIC's frame counts of the first round
+// of each tcp side (see inguest/packets.go).
+func printPackets(out io.Writer, info map[string]string, sides []string) {
+	for _, sd := range sides {
+		for _, w := range record.Workloads {
+			if n, ok := info["packets-"+sd+"-"+w]; ok {
+				fmt.Fprintf(out, "frames on the union NIC, %s %s, round 1: %s\n", sd, w, n)
+			}
+		}
+	}
 }
 
 // guestArgs is the guest program's command line (see inguest).

@@ -75,6 +75,8 @@ func (r *runner) run() {
 			}
 			return os.WriteFile(filepath.Join(dir, "manifest"), []byte(strings.Join(hostView, "\n")+"\n"), 0o644)
 		})
+		r.step("host", "hostile-connections", func() error { return hostileConnections(hostMount) })
+		r.step("host", "remount-repeatedly", func() error { return remountRepeatedly(hostPort, hostMount) })
 		r.step("host", "unmount", func() error { return guestutil.UnmountAndWait(hostMount, "") })
 	} else {
 		r.skipSuite("host", "guest-mount failed")

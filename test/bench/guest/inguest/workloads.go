@@ -79,11 +79,15 @@ func (w workload) measure(s *side, round int) (float64, error) {
 	if err := dropCaches(); err != nil {
 		return 0, err
 	}
+	tx0, rx0, nic := nicCounts()
 	start := time.Now()
 	err := w.run(s, round)
 	secs := time.Since(start).Seconds()
 	if err != nil {
 		return 0, err
+	}
+	if tx1, rx1, _ := nicCounts(); nic && round == 0 && strings.HasPrefix(s.name, "tcp") {
+		emit(record.FormatInfo(fmt.Sprintf("packets-%s-%s", s.name, w.key), packetNote(tx0, rx0, tx1, rx1)))
 	}
 	if w.finish != nil {
 		if err := w.finish(s, round); err != nil {
