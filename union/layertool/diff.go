@@ -36,6 +36,9 @@ func Diff(l Layers, opts DiffOptions) ([]Change, error) {
 		return nil, err
 	}
 	defer s.close()
+	if err := s.refuseUnfollowed("diff"); err != nil {
+		return nil, err
+	}
 	up, err := rootView([]*layer{s.upper})
 	if err != nil {
 		return nil, err

@@ -48,6 +48,9 @@ func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
 		return ExportStats{}, err
 	}
 	defer s.close()
+	if err := s.refuseUnfollowed("export"); err != nil {
+		return ExportStats{}, err
+	}
 	out, finish, err := compressor(w, opts.Compression)
 	if err != nil {
 		return ExportStats{}, err

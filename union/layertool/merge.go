@@ -68,6 +68,9 @@ func Merge(l Layers, dest string, opts MergeOptions) error {
 		return err
 	}
 	defer s.close()
+	if err := s.refuseUnfollowed("merge"); err != nil {
+		return err
+	}
 	root, err := rootView(s.all())
 	if err != nil {
 		return err

@@ -30,7 +30,10 @@ func mergeInPlace(l Layers, opts MergeOptions) error {
 	}
 	m := &inPlace{s: s, c: newCopier(opts.Progress)}
 	lowerRoot := s.lowers[0]
-	err = m.dir(s.upper.fd, lowerRoot.fd)
+	err = s.refuseUnfollowed("merge --in-place")
+	if err == nil {
+		err = m.dir(s.upper.fd, lowerRoot.fd)
+	}
 	if err == nil {
 		// The root's attributes come from the upper's root.
 		var st unix.Stat_t

@@ -36,6 +36,9 @@ func Vacuum(l Layers, opts VacuumOptions) (VacuumStats, error) {
 		return VacuumStats{}, err
 	}
 	defer s.close()
+	if err := s.refuseUnfollowed("vacuum"); err != nil {
+		return VacuumStats{}, err
+	}
 	before, err := rootView(s.lowers)
 	if err != nil {
 		return VacuumStats{}, err
