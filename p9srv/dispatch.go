@@ -1,6 +1,8 @@
 package p9srv
 
 import (
+	"errors"
+
 	"github.com/union9p/union9p/p9srv/wire"
 	"golang.org/x/sys/unix"
 )
@@ -67,7 +69,7 @@ func (c *conn) run(r *request) error {
 	default:
 		err = unix.ENOSYS
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errFidLimit) {
 		if e := errnoOf(err); isResourceErrno(e) {
 			c.srv.noteExhaustion(c, r.typ, e)
 		}

@@ -2,10 +2,12 @@ package p9srv
 
 import (
 	"bytes"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,7 +88,8 @@ func TestVersionResetsFids(t *testing.T) {
 // A connection holds at most MaxFids fids: past that, EMFILE; clunking
 // one makes room.
 func TestFidLimit(t *testing.T) {
-	ts := startServer(t, serverOptions{maxFids: 8})
+	var logs lockedBuffer
+	ts := startServer(t, serverOptions{maxFids: 8, logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c := ts.dial(t, 0) // fid 0
 	for fid := uint32(1); fid < 8; fid++ {
 		if _, err := c.Walk(0, fid, "file"); err != nil {
@@ -95,6 +98,9 @@ func TestFidLimit(t *testing.T) {
 	}
 	_, err := c.Walk(0, 8, "file")
 	wantErrno(t, "walk past the fid limit", err, unix.EMFILE)
+	if out := logs.String(); !strings.Contains(out, "fid limit reached") || !strings.Contains(out, "limit=8") {
+		t.Errorf("no log line for the fid limit:\n%s", out)
+	}
 	must(t, c.Clunk(3))
 	if _, err := c.Walk(0, 8, "file"); err != nil {
 		t.Errorf("walk after a clunk: %v", err)

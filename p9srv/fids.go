@@ -60,8 +60,14 @@ func (t *fidTable) get(num uint32) *fid {
 	return f
 }
 
-// errFidLimit is what a request that would pass the fid limit gets.
-var errFidLimit = unix.EMFILE
+// errFidLimit is what a request that would pass the fid limit gets: EMFILE
+// to the client, but not the host's exhaustion (see noteExhaustion).
+var errFidLimit error = fidLimitError{}
+
+type fidLimitError struct{}
+
+func (fidLimitError) Error() string { return "connection's fid limit reached" }
+func (fidLimitError) Unwrap() error { return unix.EMFILE }
 
 // add enters f as num (the table takes f's first reference). It fails
 // with EBADF if num is in use and EMFILE at the connection's fid limit.

@@ -3,6 +3,7 @@ package p9srv
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -30,6 +31,7 @@ type serverOptions struct {
 	maxMsize             uint32
 	maxFids              int
 	bigLowerFile         int64 // size of lower file "big", if any
+	logger               *slog.Logger
 }
 
 func startServer(t *testing.T, o serverOptions) *testServer {
@@ -67,7 +69,7 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	ts.lowerBefore = snapshot(t, ts.lower)
 	u, err := union.Open(opts)
 	must(t, err)
-	ts.srv, err = New(Config{Union: u, SquashUID: o.squashUID, SquashGID: o.squashGID, MaxMsize: o.maxMsize, MaxFids: o.maxFids})
+	ts.srv, err = New(Config{Union: u, SquashUID: o.squashUID, SquashGID: o.squashGID, MaxMsize: o.maxMsize, MaxFids: o.maxFids, Logger: o.logger})
 	must(t, err)
 	ln, err := Listen("unix:" + ts.sock)
 	must(t, err)
