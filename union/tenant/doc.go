@@ -31,7 +31,11 @@
 // two descriptors whatever the depth. A tenant directory, upper, or any
 // directory inside replaced by a symbolic link while a reset or remove
 // runs is removed as a link (inside DIR) or refused (DIR/NAME itself);
-// nothing outside DIR is ever reached.
+// no link is followed out of DIR. The one thing a walk cannot prevent is
+// a host process moving a directory out of DIR while the walk is inside
+// it: the walk then finishes that directory (the tenant's own data) and
+// stops with an error when ".." no longer leads back, never going on in
+// the directory it was moved to.
 //
 // Quotas (ledger.go, count.go): a Ledger per tenant holds the bytes and
 // inodes its upper uses against its quota. Measure recounts a tree with
