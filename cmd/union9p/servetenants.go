@@ -115,7 +115,7 @@ func runServeTenants(c *cli.Context, cfg serveConfig, activated []net.Listener) 
 	}
 	var listeners []net.Listener
 	for _, spec := range cfg.listen {
-		ln, err := listen(spec)
+		ln, err := listenTenant(spec)
 		if err != nil {
 			return fail(append(listeners, ctlLn), exitFailure, err)
 		}
@@ -172,4 +172,14 @@ func runServeTenants(c *cli.Context, cfg serveConfig, activated []net.Listener) 
 		return cli.Exit("serve: "+runErr.Error(), exitFailure)
 	}
 	return nil
+}
+
+// listenTenant opens a tenant listener: a unix socket is made owner-only
+// (0600, never reachable by others while it is made; see control.Listen),
+// for whoever can connect to it is that tenant; other schemes as listen.
+func listenTenant(spec string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(spec, "unix:"); ok && path != "" {
+		return control.Listen(path)
+	}
+	return listen(spec)
 }

@@ -111,6 +111,11 @@ func TestServeTenantsIsolation(t *testing.T) {
 	s := startTenantsServer(t)
 	ca := attachRoot(t, s.aSock, "")
 	cb := attachRoot(t, s.bSock, "")
+	for _, sock := range []string{s.aSock, s.bSock, s.anySock, s.ctl} {
+		if fi, err := os.Lstat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("socket %s: %v %v, want owner-only (0600)", sock, fi.Mode(), err)
+		}
+	}
 
 	// Tenant a: a new file, a whiteout, a copy-up, and symlinks that
 	// point out of its union.
