@@ -37,7 +37,15 @@ are served as well.
 
 Examples:
   union9p serve --lower /srv/base --upper /srv/vm1/upper --workdir /srv/vm1/work --listen unix:/run/vm1.9p
-  union9p serve -o lowerdir=/a:/b --read-only --listen tcp:127.0.0.1:5640`,
+  union9p serve -o lowerdir=/a:/b --read-only --listen tcp:127.0.0.1:5640
+  union9p serve --lower /srv/base --tenants /srv/tenants --control /run/union9p/control.sock \
+      --listen unix:/run/union9p/vm1.sock,tenant=vm1 --listen unix:/run/union9p/vm2.sock,tenant=vm2
+
+With --tenants DIR, each tenant NAME has its own upper in DIR/NAME over the
+shared lowers, and each listener serves one tenant (ADDR,tenant=NAME): a
+guest's tenant is the socket it connects to. ADDR,tenant=* is a trusted
+listener whose clients pick an existing tenant by their attach's aname.
+Manage tenants with 'union9p tenant' on the --control socket.`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "lower", EnvVars: []string{"UNION9P_LOWER"},
 				Usage: "read-only lower `DIR`, repeatable, topmost first (A:B is also accepted, as in overlayfs)"},

@@ -135,12 +135,12 @@ func runServeTenants(c *cli.Context, cfg serveConfig, activated []net.Listener) 
 	failed := make(chan error, len(listeners)+1)
 	for i, ln := range listeners {
 		name := cfg.listenTenant[i]
-		log.Info("serving", "addr", ln.Addr().String(), "tenant", name)
+		log.Info("serving", "addr", cfg.listen[i], "tenant", name)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := srv.ServeTenant(ctx, ln, ts, name); err != nil && !errors.Is(err, p9srv.ErrServerClosed) {
-				failed <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
+				failed <- fmt.Errorf("serve %s: %w", cfg.listen[i], err)
 			}
 		}()
 	}
