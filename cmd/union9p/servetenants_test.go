@@ -47,6 +47,9 @@ func startTenantsServer(t *testing.T) *tenantsSetup {
 	}
 	t.Cleanup(func() {
 		stopServer(t, cmd, cmd.Process)
+		if strings.Contains(s.stderr.String(), "DATA RACE") { // under go test -race
+			t.Error("the server reported a data race")
+		}
 		if t.Failed() {
 			t.Logf("server stderr:\n%s", s.stderr)
 		}
