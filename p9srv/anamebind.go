@@ -23,7 +23,9 @@ import (
 // else EBADF (no fid exists yet). Once a Tattach names a tenant that is
 // acquired, the last Tversion and that Tattach are replayed to the engine,
 // which answers the Tattach; its answer to the replayed Tversion, already
-// given here, is dropped.
+// given here, is dropped. The connection then belongs to that tenant: the
+// engine ignores the aname of its later attaches, so a client that wants
+// another tenant opens another connection (as Linux does per mount).
 
 // serveAnameConn binds nc to the tenant its first good Tattach names and
 // serves it.
