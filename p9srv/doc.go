@@ -48,6 +48,9 @@
 // identity settings (squash). It is bound per connection (ServeConnExport)
 // or per listener (ServeExport), so one Server can serve several unions;
 // connections of one union share its names and its record locks.
+// Tenants (tenants.go) serves the tenants of a union/tenant registry: a
+// listener is bound to one tenant, whose union becomes each connection's
+// Export, and a tenant's connections can be closed for a reset.
 // Linux attaches once per user with n_uname; files created through that
 // attach (Tlcreate, Tmkdir, Tsymlink, Tmknod, which carry only a gid) are
 // owned by that uid. Export.SquashUID/SquashGID override all ownership for

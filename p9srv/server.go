@@ -188,6 +188,13 @@ func (s *Server) ServeExport(ctx context.Context, ln net.Listener, x Export) err
 		ln.Close()
 		return errors.New("p9srv: no union")
 	}
+	return s.acceptLoop(ctx, ln, func(nc net.Conn) { go s.ServeConnExport(nc, x) })
+}
+
+// acceptLoop accepts on ln and gives each connection to serve (which must
+// not block) until ln fails, ctx is done or Shutdown is called; see
+// ServeExport.
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, serve func(net.Conn)) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -224,7 +231,7 @@ func (s *Server) ServeExport(ctx context.Context, ln net.Listener, x Export) err
 		}
 		backoff = minBackoff
 		s.sizeSendBuffer(nc)
-		go s.ServeConnExport(nc, x)
+		serve(nc)
 	}
 }
 

@@ -37,7 +37,15 @@ are served as well.
 
 Examples:
   union9p serve --lower /srv/base --upper /srv/vm1/upper --workdir /srv/vm1/work --listen unix:/run/vm1.9p
-  union9p serve -o lowerdir=/a:/b --read-only --listen tcp:127.0.0.1:5640`,
+  union9p serve -o lowerdir=/a:/b --read-only --listen tcp:127.0.0.1:5640
+  union9p serve --lower /srv/base --tenants /srv/tenants --control /run/union9p/control.sock \
+      --listen unix:/run/union9p/vm1.sock,tenant=vm1 --listen unix:/run/union9p/vm2.sock,tenant=vm2
+
+With --tenants DIR, each tenant NAME has its own upper in DIR/NAME over the
+shared lowers, and each listener serves one tenant (ADDR,tenant=NAME): a
+guest's tenant is the socket it connects to. ADDR,tenant=* is a trusted
+listener whose clients pick an existing tenant by their attach's aname.
+Manage tenants with 'union9p tenant' on the --control socket.`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "lower", EnvVars: []string{"UNION9P_LOWER"},
 				Usage: "read-only lower `DIR`, repeatable, topmost first (A:B is also accepted, as in overlayfs)"},
@@ -59,6 +67,10 @@ Examples:
 				Usage: "own everything clients create or chown by this `GID` (for untrusted guests)"},
 			&cli.BoolFlag{Name: "trace", EnvVars: []string{"UNION9P_TRACE"},
 				Usage: "log one line per 9P message"},
+			&cli.StringFlag{Name: "tenants", EnvVars: []string{"UNION9P_TENANTS"},
+				Usage: "serve many guests: `DIR` holds one private upper per tenant (DIR/NAME/{upper,work}) over the shared --lower; every --listen then names its tenant (,tenant=NAME)"},
+			&cli.StringFlag{Name: "control", Value: defaultControl, EnvVars: []string{"UNION9P_CONTROL"},
+				Usage: "with --tenants: owner-only control `SOCKET` for `union9p tenant`"},
 			sandboxFlag(),
 		},
 		Action: runServe,
@@ -74,6 +86,10 @@ type serveConfig struct {
 	squashG *uint32
 	trace   bool
 	sandbox sandbox.Mode
+	// tenants is --tenants; listenTenant[i] is the tenant of listen[i]
+	// ("" for none, AnameTenant for a trusted listener).
+	tenants      string
+	listenTenant []string
 }
 
 func runServe(c *cli.Context) error {
@@ -90,6 +106,9 @@ func runServe(c *cli.Context) error {
 	}
 	if len(cfg.listen) == 0 && len(activated) == 0 {
 		return cli.Exit("serve: no --listen address (and no systemd socket activation)", exitUsage)
+	}
+	if cfg.tenants != "" {
+		return runServeTenants(c, cfg, activated)
 	}
 
 	// union.Open checks the layers before it writes anything.
@@ -218,7 +237,12 @@ func parseServeFlags(c *cli.Context) (serveConfig, error) {
 		// An upper alone is a union too (a plain writable directory).
 		return cfg, errors.New("no layers: give --lower DIR, --upper DIR, or -o lowerdir=DIR")
 	}
-	if c.Bool("read-only") {
+	cfg.tenants = c.String("tenants")
+	if cfg.tenants != "" {
+		if err := checkTenantLayers(c, cfg.layers); err != nil {
+			return cfg, err
+		}
+	} else if c.Bool("read-only") {
 		if cfg.layers.Upper != "" || cfg.layers.Workdir != "" {
 			return cfg, errors.New("--read-only serves without an upper: drop --upper/--workdir")
 		}
@@ -228,6 +252,11 @@ func parseServeFlags(c *cli.Context) (serveConfig, error) {
 		return cfg, errors.New("--upper needs --workdir (an empty directory on the same filesystem)")
 	}
 	for _, spec := range c.StringSlice("listen") {
+		spec, tname, err := splitListenTenant(spec, cfg.tenants != "")
+		if err != nil {
+			return cfg, err
+		}
+		cfg.listenTenant = append(cfg.listenTenant, tname)
 		scheme, _, _ := strings.Cut(spec, ":")
 		switch scheme {
 		case "unix", "tcp", "vsock", "fd", "stdio", passScheme:

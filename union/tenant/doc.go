@@ -42,31 +42,28 @@
 // du's semantics (documented there) at start and after a reset; Charge
 // answers EDQUOT, changing nothing, when a change would exceed the quota.
 //
-// # Wiring still to do (the rest of issue 10)
+// # Wiring
 //
-// This package was built while p9srv's engine (issue 8) and union (issue 9)
-// were being rewritten, so it stops at their seams. The follow-up:
+// Done (issue 10's wiring):
 //
-//  1. p9srv: a listener carries its tenant (a socket per tenant made by the
-//     server with owner-only permissions, for which control.Listen already
-//     does the safe creation, or a listener spec with tenant=NAME). When a connection is accepted on it, p9srv calls
-//     Registry.Acquire(ctx, NAME) and serves that connection from
-//     Handle.Union() (the engine's per-connection *union.Union seam);
-//     Handle.Release() runs when the connection ends. The aname never
-//     selects a tenant, except on a listener the operator marks trusted.
-//     p9srv keeps a set of live connections per tenant and implements
-//     control.Connections.CloseTenant by closing them (the evict callback
-//     that Reset and Remove call): their requests in flight finish or
-//     fail, their Handles are released, and Reset proceeds.
-//  2. `union9p serve --tenants DIR [--quota BYTES[,INODES]] --control SOCK`
-//     opens the Registry (Config.Lowers from --lower, AutoCreate when the
-//     tenant listeners may name new tenants; cmd/union9p's parseSize reads
-//     sizes such as 10G) and serves control.Server on the socket from
-//     control.Listen; `union9p tenant` (cmd/union9p/tenant.go) is already
-//     its client. Registry.Close after the 9P server has stopped.
-//     Open fails on the first tenant laid out unsafely; if serving the
-//     other tenants matters more, a follow-up can keep such a tenant as
-//     "broken" in List instead.
+//  1. p9srv.Tenants (p9srv/tenants.go) binds each connection to a tenant:
+//     ServeTenant serves a listener bound to one tenant NAME, or, for a
+//     listener the operator marks trusted (p9srv.AnameTenant, "tenant=*"),
+//     the existing tenant the aname of the connection's first Tattach
+//     names (p9srv/anamebind.go). A connection is entered in the tenant's
+//     set before Registry.Acquire and leaves it after Handle.Release, and
+//     is served Handle.Union() as its Export. Tenants.CloseTenant (the
+//     control.Connections that Reset and Remove's evict calls) closes the
+//     tenant's connections.
+//  2. `union9p serve --lower ... --tenants DIR --control SOCK --listen
+//     ADDR,tenant=NAME` (cmd/union9p/servetenants.go) opens the Registry
+//     (AutoCreate off: the listeners' tenants are added at start, others
+//     by `union9p tenant add`), makes tenant unix sockets owner-only with
+//     control.Listen, and serves control.Server; Registry.Close runs after
+//     the 9P server has stopped.
+//
+// Still to do:
+//
 //  3. union: Options gains a quota hook, e.g. `Quota interface {
 //     Charge(Usage) error; Release(Usage); Adjust(Usage) }` satisfied by
 //     *Ledger, called so that nothing is half-made:
