@@ -22,7 +22,8 @@ import (
 // added, and stops the servers when QEMU exits, exiting with QEMU's
 // status.
 //
-// Transports (--transport, a comma-separated list; default tcp):
+// Transports (--transport, a comma-separated list; default auto: tap
+// when run as root and the namespace can be made, else tcp):
 //   - tcp: a virtio-net NIC on a QEMU user network with restrict=on (no
 //     packet leaves QEMU) whose guestfwd address for each union runs
 //     `union9p qemu-courier`, which hands the guest's connection to the
@@ -40,11 +41,11 @@ func qemuCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "qemu",
 		Usage:     "run a QEMU guest with unions served to it",
-		ArgsUsage: "[--transport tcp|serial|tcp,serial] [--name NAME] SERVE-FLAGS... [--next [--name NAME] SERVE-FLAGS...]... -- QEMU-COMMAND...",
+		ArgsUsage: "[--transport auto|tcp|tap|serial|...,serial] [--name NAME] SERVE-FLAGS... [--next [--name NAME] SERVE-FLAGS...]... -- QEMU-COMMAND...",
 		Description: `SERVE-FLAGS are those of "union9p serve" (--lower, --upper, --workdir, -o, ...)
 except --listen. NAME defaults to 0, 1, ...; in the guest, mount a union with
   union9p guest-mount NAME DIR
---transport (before the first union; default tcp):
+--transport (before the first union; default auto: tap as root, else tcp):
   tcp     the guest's kernel mounts with trans=tcp over a virtio-net NIC on a
           QEMU user network with restrict=on (nothing the guest sends leaves
           QEMU); union NAME answers at 10.0.2.100:564, :565, ... and the guest
@@ -87,7 +88,9 @@ type qemuUnion struct {
 }
 
 // transports says which transports `union9p qemu` gives the guest.
-type transports struct{ tcp, tap, serial bool }
+// auto is the default: tap when running as root and the namespace can
+// be made, else tcp.
+type transports struct{ auto, tcp, tap, serial bool }
 
 // parseTransports reads --transport's value.
 func parseTransports(v string) (transports, error) {
@@ -100,20 +103,29 @@ func parseTransports(v string) (transports, error) {
 			t.serial = true
 		case "tap":
 			t.tap = true
+		case "auto":
+			t.auto = true
 		default:
-			return t, fmt.Errorf("--transport %q: want tcp, tap, serial, or tcp or tap with serial", v)
+			return t, fmt.Errorf("--transport %q: want auto, tcp, tap, serial, or one of the first three with serial", v)
 		}
 	}
-	if t.tcp && t.tap {
-		return t, fmt.Errorf("--transport %q: tcp and tap are two ways to the same addresses; pick one", v)
+	if btoi(t.auto)+btoi(t.tcp)+btoi(t.tap) > 1 {
+		return t, fmt.Errorf("--transport %q: auto, tcp and tap are ways to the same addresses; pick one", v)
 	}
 	return t, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // parseQemuArgs splits the command line at --next and --; --transport
 // may come first.
 func parseQemuArgs(args []string) (transports, []qemuUnion, []string, error) {
-	tr := transports{tcp: true}
+	tr := transports{auto: true}
 	switch {
 	case len(args) >= 2 && args[0] == "--transport":
 		var err error
@@ -206,11 +218,24 @@ func runQemu(tr transports, unions []qemuUnion, qemuArgs []string) (int, error) 
 	}
 
 	var tap *qemu.Tap
-	if tr.tap {
+	if tr.auto && os.Geteuid() == 0 {
+		// The fastest safe path measured; a machine without tun or
+		// namespaces falls back to the user network.
+		if tap, err = qemu.NewTap(len(unions)); err == nil {
+			tr.tap = true
+		} else {
+			fmt.Fprintf(os.Stderr, "union9p qemu: %v; using QEMU's user network (--transport tcp)\n", err)
+		}
+	} else if tr.tap {
 		if tap, err = qemu.NewTap(len(unions)); err != nil {
 			return 0, err
 		}
+	}
+	if tap != nil {
 		defer tap.Close()
+	}
+	if tr.auto && !tr.tap {
+		tr.tcp = true
 	}
 
 	var servers []*qemuServer

@@ -20,8 +20,8 @@ func TestParseQemuArgs(t *testing.T) {
 	if fmt.Sprint(qemuArgs) != "[qemu-system-x86_64 -m 512]" {
 		t.Errorf("qemu args %v", qemuArgs)
 	}
-	if tr != (transports{tcp: true}) {
-		t.Errorf("default transports %+v, want tcp only", tr)
+	if tr != (transports{auto: true}) {
+		t.Errorf("default transports %+v, want auto", tr)
 	}
 	tr, unions, _, err = parseQemuArgs([]string{"--transport", "tcp,serial", "--lower", "/a", "--", "qemu"})
 	if err != nil || tr != (transports{tcp: true, serial: true}) || len(unions) != 1 {

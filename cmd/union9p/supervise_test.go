@@ -30,7 +30,7 @@ const fakeQemuArg = "fake-qemu"
 // guestfwd) and kills the server in between, as a crash would.
 func TestQemuRestartsServer(t *testing.T) {
 	lower, upper, work := layers(t)
-	cmd := union9p("qemu", "--lower", lower, "--upper", upper, "--workdir", work, "--", os.Args[0], fakeQemuArg)
+	cmd := union9p("qemu", "--transport", "tcp", "--lower", lower, "--upper", upper, "--workdir", work, "--", os.Args[0], fakeQemuArg)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	done := make(chan error, 1)

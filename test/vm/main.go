@@ -110,9 +110,10 @@ func run(verbose, keep bool, timeout time.Duration, memory int, binary string) i
 		Kernel: k.Image, Initrd: filepath.Join(dir, "initrd.gz"), MemoryMB: memory,
 		Extra: []string{"-drive", "file=" + filepath.Join(dir, "scratch.img") + ",if=virtio,format=raw,cache=unsafe"},
 	}
-	// Both transports: the suite runs on "host" over trans=tcp (the
-	// default path) and on "hostuser" through the virtio-serial relay.
-	args := append([]string{"qemu", "--transport", "tcp,serial", "--name", "host",
+	// The default path and the relay: the suite runs on "host" over TCP
+	// (auto: the tap transport as root) and on "hostuser" through the
+	// virtio-serial relay.
+	args := append([]string{"qemu", "--transport", "auto,serial", "--name", "host",
 		"--lower", layers.top, "--lower", layers.bottom,
 		"--upper", layers.upper, "--workdir", layers.work,
 		"--next", "--name", "hostuser",
