@@ -59,31 +59,6 @@ func FuzzUnionOps(f *testing.F) {
 	})
 }
 
-// generateOpsFrom is generateOps with the generator's random choices taken
-// from rng (here: from the fuzzer's input).
-func generateOpsFrom(rng *rand.Rand, layers [2]layerSpec, n int) []op {
-	g := &opGen{rng: rng, known: map[string]bool{}, dirs: []string{""}}
-	for _, l := range layers {
-		for _, e := range l.Entries {
-			g.learn(e.Path, e.Kind == kindDir)
-		}
-	}
-	total := 0
-	for _, w := range opWeights {
-		total += w
-	}
-	ops := make([]op, 0, n)
-	for range n {
-		r := g.rng.IntN(total)
-		k := opKind(0)
-		for ; r >= opWeights[k]; k++ {
-			r -= opWeights[k]
-		}
-		ops = append(ops, g.op(k))
-	}
-	return ops
-}
-
 // byteSource is a rand.Source reading the fuzzer's bytes: each Uint64 is
 // the next 4 bytes (spread over 64 bits). Four bytes per choice keep a
 // mutated byte local to one choice. Once they run out it goes on with a

@@ -216,7 +216,13 @@ type opGen struct {
 
 // generateOps returns n operations for seed on the given layers.
 func generateOps(seed int64, layers [2]layerSpec, n int) []op {
-	g := &opGen{rng: rand.New(rand.NewPCG(uint64(seed), 0x0b5)), known: map[string]bool{}, dirs: []string{""}}
+	return generateOpsFrom(rand.New(rand.NewPCG(uint64(seed), 0x0b5)), layers, n)
+}
+
+// generateOpsFrom returns n operations on the given layers, every choice
+// taken from rng (a seeded generator, or the fuzzer's input).
+func generateOpsFrom(rng *rand.Rand, layers [2]layerSpec, n int) []op {
+	g := &opGen{rng: rng, known: map[string]bool{}, dirs: []string{""}}
 	for _, l := range layers {
 		for _, e := range l.Entries {
 			g.learn(e.Path, e.Kind == kindDir)

@@ -147,33 +147,25 @@ func listXattrsFd(fd int) ([]string, error) {
 	}
 }
 
+// getXattrFd reads one extended attribute of the object open at fd.
 func getXattrFd(fd int, attr string) ([]byte, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Fgetxattr(fd, attr, buf)
-		if err == unix.ERANGE {
-			sz, err2 := unix.Fgetxattr(fd, attr, nil)
-			if err2 != nil {
-				return nil, err2
-			}
-			buf = make([]byte, sz+1)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
+	return readXattr(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, attr, buf) })
 }
 
 // getXattr reads one extended attribute of name in dirfd.
 func getXattr(dirfd int, name, attr string) ([]byte, error) {
 	p := procAt(dirfd, name)
+	return readXattr(func(buf []byte) (int, error) { return unix.Lgetxattr(p, attr, buf) })
+}
+
+// readXattr calls get with a buffer that grows until the value fits (a
+// nil buffer asks for the size).
+func readXattr(get func(buf []byte) (int, error)) ([]byte, error) {
 	buf := make([]byte, 256)
 	for {
-		n, err := unix.Lgetxattr(p, attr, buf)
+		n, err := get(buf)
 		if err == unix.ERANGE {
-			sz, err2 := unix.Lgetxattr(p, attr, nil)
+			sz, err2 := get(nil)
 			if err2 != nil {
 				return nil, err2
 			}
