@@ -93,36 +93,20 @@ func procAt(dirfd int, name string) string { return procPath(dirfd) + "/" + name
 // dirfd, sorted.
 func listXattrs(dirfd int, name string) ([]string, error) {
 	p := procAt(dirfd, name)
-	buf := make([]byte, 1024)
-	for {
-		n, err := unix.Llistxattr(p, buf)
-		if err == unix.ERANGE {
-			buf = make([]byte, len(buf)*4)
-			continue
-		}
-		if err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		var out []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				out = append(out, s)
-			}
-		}
-		sort.Strings(out)
-		return out, nil
-	}
+	return readXattrNames(func(buf []byte) (int, error) { return unix.Llistxattr(p, buf) })
 }
 
-// listXattrsFd and getXattrFd are listXattrs and getXattr for an object
-// open at fd (not O_PATH).
+// listXattrsFd is listXattrs for an object open at fd (not O_PATH).
 func listXattrsFd(fd int) ([]string, error) {
+	return readXattrNames(func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) })
+}
+
+// readXattrNames calls list with a buffer that grows until the names fit,
+// and returns them sorted; none where the filesystem has no xattrs.
+func readXattrNames(list func(buf []byte) (int, error)) ([]string, error) {
 	buf := make([]byte, 1024)
 	for {
-		n, err := unix.Flistxattr(fd, buf)
+		n, err := list(buf)
 		if err == unix.ERANGE {
 			buf = make([]byte, len(buf)*4)
 			continue
@@ -132,9 +116,6 @@ func listXattrsFd(fd int) ([]string, error) {
 		}
 		if err != nil {
 			return nil, err
-		}
-		if n == 0 {
-			return nil, nil
 		}
 		var out []string
 		for _, s := range strings.Split(string(buf[:n]), "\x00") {
