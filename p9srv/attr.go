@@ -12,14 +12,11 @@ const attrMaskBasic = wire.GetattrBasic
 
 // getattr answers Tgetattr.
 func (c *conn) getattr(r *request, m *wire.TgetattrReq) error {
-	f, err := c.fidOf(m.Fid)
+	f, err := c.nodeFid(m.Fid)
 	if err != nil {
 		return err
 	}
 	defer c.putFid(f)
-	if f.node == nil {
-		return unix.EINVAL
-	}
 	a, err := f.node.Attr()
 	if err != nil {
 		return err
@@ -78,14 +75,11 @@ func (c *conn) statfs(r *request, m *wire.TstatfsReq) error {
 
 // readlink answers Treadlink.
 func (c *conn) readlink(r *request, m *wire.TreadlinkReq) error {
-	f, err := c.fidOf(m.Fid)
+	f, err := c.nodeFid(m.Fid)
 	if err != nil {
 		return err
 	}
 	defer c.putFid(f)
-	if f.node == nil {
-		return unix.EINVAL
-	}
 	s, err := f.node.Readlink()
 	if err != nil {
 		return err

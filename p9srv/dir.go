@@ -13,11 +13,11 @@ import (
 
 // dirFid returns fid num if it stands on a directory and is not open.
 func (c *conn) dirFid(num uint32) (*fid, error) {
-	f, err := c.fidOf(num)
+	f, err := c.nodeFid(num)
 	if err != nil {
 		return nil, err
 	}
-	if f.node == nil || f.hasXattrState() {
+	if f.hasXattrState() {
 		c.putFid(f)
 		return nil, unix.EINVAL
 	}

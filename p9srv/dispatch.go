@@ -85,3 +85,17 @@ func (c *conn) fidOf(num uint32) (*fid, error) {
 	}
 	return f, nil
 }
+
+// nodeFid is fidOf for a fid that stands for a node: EINVAL for an xattr
+// fid (which has none). The caller puts the fid back.
+func (c *conn) nodeFid(num uint32) (*fid, error) {
+	f, err := c.fidOf(num)
+	if err != nil {
+		return nil, err
+	}
+	if f.node == nil {
+		c.putFid(f)
+		return nil, unix.EINVAL
+	}
+	return f, nil
+}

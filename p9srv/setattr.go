@@ -14,14 +14,11 @@ import (
 // ctime bit needs no action: any change updates ctime on the host.
 // Squashing replaces the owner a client asks for.
 func (c *conn) setattr(m *wire.TsetattrReq) error {
-	f, err := c.fidOf(m.Fid)
+	f, err := c.nodeFid(m.Fid)
 	if err != nil {
 		return err
 	}
 	defer c.putFid(f)
-	if f.node == nil {
-		return unix.EINVAL
-	}
 	v := m.Valid
 	var sa union.SetAttr
 	if v&wire.SetattrMode != 0 {

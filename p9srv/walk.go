@@ -11,14 +11,11 @@ import (
 // error is the answer, if a later one fails the qids walked so far are
 // (and newfid is not made), as walk(5) says. No names clones the fid.
 func (c *conn) walk(r *request, m *wire.TwalkReq) error {
-	f, err := c.fidOf(m.Fid)
+	f, err := c.nodeFid(m.Fid)
 	if err != nil {
 		return err
 	}
 	defer c.putFid(f)
-	if f.node == nil {
-		return unix.EINVAL // an xattr fid is not walked from
-	}
 	if m.NewFid != m.Fid && c.fids.has(m.NewFid) {
 		return unix.EBADF
 	}

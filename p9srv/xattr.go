@@ -44,14 +44,11 @@ func (f *fid) isXattrRead() bool {
 
 // xattrwalk answers Txattrwalk.
 func (c *conn) xattrwalk(r *request, m *wire.TxattrwalkReq) error {
-	f, err := c.fidOf(m.Fid)
+	f, err := c.nodeFid(m.Fid)
 	if err != nil {
 		return err
 	}
 	defer c.putFid(f)
-	if f.node == nil {
-		return unix.EINVAL
-	}
 	var v []byte
 	if m.Name == "" {
 		names, err := f.node.ListXattr()
