@@ -186,16 +186,7 @@ func runServe(c *cli.Context) error {
 			}
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("shutdown", "err", err)
-	}
-	wg.Wait()
-	if runErr != nil {
-		return cli.Exit("serve: "+runErr.Error(), exitFailure)
-	}
-	return nil
+	return drain(srv, &wg, log, runErr)
 }
 
 // parseServeFlags checks the flags' syntax; the layers are checked by
@@ -319,4 +310,20 @@ func closeAll(lns []net.Listener) {
 	for _, ln := range lns {
 		ln.Close()
 	}
+}
+
+// drain ends a serve: requests in flight get shutdownGrace to finish, the
+// serving goroutines in wg are waited for, and runErr (what ended serving
+// early, if anything) becomes the exit status.
+func drain(srv *p9srv.Server, wg *sync.WaitGroup, log *slog.Logger, runErr error) error {
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	wg.Wait()
+	if runErr != nil {
+		return cli.Exit("serve: "+runErr.Error(), exitFailure)
+	}
+	return nil
 }

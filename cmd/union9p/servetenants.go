@@ -162,16 +162,7 @@ func runServeTenants(c *cli.Context, cfg serveConfig, activated []net.Listener) 
 	// end; then the 9P server, then (deferred) the registry.
 	ctl.Close()
 	ctlLn.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("shutdown", "err", err)
-	}
-	wg.Wait()
-	if runErr != nil {
-		return cli.Exit("serve: "+runErr.Error(), exitFailure)
-	}
-	return nil
+	return drain(srv, &wg, log, runErr)
 }
 
 // listenTenant opens a tenant listener: a unix socket is made owner-only
