@@ -16,20 +16,8 @@ func TestMetacopyIsExercised(t *testing.T) {
 	requireRoot(t)
 	counts := map[string]int{}
 	for seed := int64(1); seed <= 24; seed++ {
-		layers := generateLayers(seed)
-		dir := scratchDir(t)
-		lowers := mkdirs(t, dir, "lower1", "lower2")
-		for i, l := range layers {
-			materialize(t, l, lowers[i])
-		}
-		dirs := mkdirs(t, dir, "upper", "work")
-		fs, err := openUnionFS(metacopyFeatures.options(lowers, dirs[0], dirs[1]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		runOps(fs, generateOps(seed, layers, 200))
-		fs.Close()
-		err = filepath.Walk(dirs[0], func(p string, fi os.FileInfo, err error) error {
+		upper := seedUpper(t, seed, metacopyFeatures)
+		err := filepath.Walk(upper, func(p string, fi os.FileInfo, err error) error {
 			if err != nil || !fi.Mode().IsRegular() {
 				return err
 			}

@@ -19,20 +19,8 @@ func TestRedirectsAreExercised(t *testing.T) {
 	requireRoot(t)
 	kinds := map[string]int{}
 	for seed := int64(1); seed <= 24; seed++ {
-		layers := generateLayers(seed)
-		dir := scratchDir(t)
-		lowers := mkdirs(t, dir, "lower1", "lower2")
-		for i, l := range layers {
-			materialize(t, l, lowers[i])
-		}
-		dirs := mkdirs(t, dir, "upper", "work")
-		fs, err := openUnionFS(redirectFeatures.options(lowers, dirs[0], dirs[1]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		runOps(fs, generateOps(seed, layers, 200))
-		fs.Close()
-		for _, r := range upperRedirects(t, dirs[0]) {
+		upper := seedUpper(t, seed, redirectFeatures)
+		for _, r := range upperRedirects(t, upper) {
 			if strings.HasPrefix(r, "/") {
 				kinds["absolute"]++
 			} else {
@@ -169,4 +157,24 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// seedUpper runs the default seed's 200 operations through union with the
+// features f over fresh copies of its layers and returns the upper left.
+func seedUpper(t *testing.T, seed int64, f features) string {
+	t.Helper()
+	layers := generateLayers(seed)
+	dir := scratchDir(t)
+	lowers := mkdirs(t, dir, "lower1", "lower2")
+	for i, l := range layers {
+		materialize(t, l, lowers[i])
+	}
+	dirs := mkdirs(t, dir, "upper", "work")
+	fs, err := openUnionFS(f.options(lowers, dirs[0], dirs[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runOps(fs, generateOps(seed, layers, 200))
+	fs.Close()
+	return dirs[0]
 }
