@@ -12,6 +12,9 @@ func TestFrameRoundTrip(t *testing.T) {
 	if err := WriteFrame(&buf, Twalk, 42, body); err != nil {
 		t.Fatal(err)
 	}
+	if got := buf.Bytes()[:4]; !bytes.Equal(got, []byte{byte(HeaderSize + len(body)), 0, 0, 0}) {
+		t.Errorf("size field %v", got)
+	}
 	f, err := ReadFrame(&buf, 1024)
 	if err != nil {
 		t.Fatal(err)
@@ -19,6 +22,12 @@ func TestFrameRoundTrip(t *testing.T) {
 	d := NewDecoder(f.Body)
 	if f.Type != Twalk || f.Tag != 42 || d.U32() != 7 || d.Str() != "name" || d.U64() != 1<<40 || d.U8() != 3 || d.Err() != nil {
 		t.Errorf("decoded %+v", f)
+	}
+	if d.U32(); d.Err() != ErrShortBody {
+		t.Errorf("reading past the end: %v", d.Err())
+	}
+	if _, err := ReadFrame(bytes.NewReader([]byte{3, 0, 0, 0, 1, 2, 3}), 1024); err == nil {
+		t.Error("size below header accepted")
 	}
 	big := AppendFrame(nil, Tread, 1, make([]byte, 2000))
 	if _, err := ReadFrame(bytes.NewReader(big), 1024); !errors.Is(err, ErrFrameTooLarge) {
