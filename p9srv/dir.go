@@ -178,15 +178,11 @@ func (c *conn) unlinkat(m *wire.TunlinkatReq) error {
 // returned. Type carries the entry's DT_* value, which Linux uses as
 // d_type.
 func (c *conn) readdir(r *request, m *wire.TreaddirReq) error {
-	f, err := c.fidOf(m.Fid)
+	f, uf, err := c.openFid(m.Fid)
 	if err != nil {
 		return err
 	}
 	defer c.putFid(f)
-	uf := f.open.Load()
-	if uf == nil {
-		return unix.EBADF
-	}
 	const rreaddirHeader = wire.HeaderSize + 4
 	count := min(int(m.Count), int(c.msizeNow())-rreaddirHeader)
 	most := max(count/(wire.DirentFixedSize+1), 1)

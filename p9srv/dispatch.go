@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/union9p/union9p/p9srv/wire"
+	"github.com/union9p/union9p/union"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,6 +85,21 @@ func (c *conn) fidOf(num uint32) (*fid, error) {
 		return nil, unix.EBADF
 	}
 	return f, nil
+}
+
+// openFid is fidOf for a fid opened by Tlopen or Tlcreate, returned with
+// its open file; EBADF for any other. The caller puts the fid back.
+func (c *conn) openFid(num uint32) (*fid, *union.File, error) {
+	f, err := c.fidOf(num)
+	if err != nil {
+		return nil, nil, err
+	}
+	uf := f.open.Load()
+	if uf == nil {
+		c.putFid(f)
+		return nil, nil, unix.EBADF
+	}
+	return f, uf, nil
 }
 
 // nodeFid is fidOf for a fid that stands for a node: EINVAL for an xattr

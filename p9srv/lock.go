@@ -15,14 +15,11 @@ import (
 // lock answers Tlock. The owner is the connection, the client's name and
 // its pid.
 func (c *conn) lock(r *request, m *wire.TlockReq) error {
-	f, err := c.fidOf(m.Fid)
+	f, _, err := c.openFid(m.Fid)
 	if err != nil {
 		return err
 	}
 	defer c.putFid(f)
-	if f.open.Load() == nil {
-		return unix.EBADF
-	}
 	if err := checkLock(m.Type, m.Start, m.Length); err != nil {
 		return err
 	}
@@ -45,14 +42,11 @@ func (c *conn) lock(r *request, m *wire.TlockReq) error {
 // when it holds no conflicting lock itself; that asks, as F_GETLK with a
 // write lock would, whether anyone else holds any lock there.
 func (c *conn) getlock(r *request, m *wire.TgetlockReq) error {
-	f, err := c.fidOf(m.Fid)
+	f, _, err := c.openFid(m.Fid)
 	if err != nil {
 		return err
 	}
 	defer c.putFid(f)
-	if f.open.Load() == nil {
-		return unix.EBADF
-	}
 	owner := lockOwner{conn: c.id, client: m.ClientID, pid: m.ProcID}
 	write := m.Type != wire.LockRead
 	res := wire.Lock{ClientID: m.ClientID}

@@ -141,14 +141,10 @@ func (c *conn) writeReq(r *request, m *wire.TwriteReq) error {
 
 // fsync answers Tfsync.
 func (c *conn) fsync(m *wire.TfsyncReq) error {
-	f, err := c.fidOf(m.Fid)
+	f, uf, err := c.openFid(m.Fid)
 	if err != nil {
 		return err
 	}
 	defer c.putFid(f)
-	uf := f.open.Load()
-	if uf == nil {
-		return unix.EBADF
-	}
 	return uf.Sync()
 }
