@@ -129,7 +129,7 @@ func (c *conn) renameNodes(oldDir *union.Node, oldEnt *nameEntry, oldName string
 	if err := oldDir.Rename(oldName, nd.node, newName); err != nil {
 		return err
 	}
-	st.names.renamed(oldEnt, oldName, nd.ent, newName, nd.node)
+	st.names.renamed(oldEnt, oldName, nd.ent, newName)
 	return nil
 }
 

@@ -7,9 +7,9 @@ import (
 )
 
 // names tracks the names that fids of one union currently stand on, so
-// that a rename made through one fid is told to the nodes of every other
-// fid (on any connection) below the renamed name: union nodes remember
-// their parent and name, which copy-up uses to find where the copy goes.
+// that a walk from a fid whose name was removed answers ENOENT and a
+// Trename can find its directory's node. (The union itself keeps one
+// shared node per object, which a rename moves for every fid at once.)
 //
 // It is not a cache: an entry exists only while some fid stands on it or
 // below it, and is dropped with the last one, so memory is bounded by what
@@ -175,9 +175,8 @@ func (t *names) detachLocked(parent *nameEntry, name string) {
 }
 
 // renamed moves oldName in oldDir to newName in newDir, after the union
-// renamed it: every node registered there learns its new parent (newNode,
-// a node of newDir) and name.
-func (t *names) renamed(oldDir *nameEntry, oldName string, newDir *nameEntry, newName string, newNode *union.Node) {
+// renamed it (the union moves its node itself: every fid on it shares it).
+func (t *names) renamed(oldDir *nameEntry, oldName string, newDir *nameEntry, newName string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if oldDir == newDir && oldName == newName {
@@ -196,9 +195,6 @@ func (t *names) renamed(oldDir *nameEntry, oldName string, newDir *nameEntry, ne
 	}
 	newDir.children[newName] = e
 	e.parent, e.name = newDir, newName
-	for n := range e.nodes {
-		n.Moved(newNode, newName)
-	}
 	if len(oldDir.children) == 0 {
 		oldDir.children = nil
 	}

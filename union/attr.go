@@ -21,7 +21,6 @@ const (
 // Attr returns n's attributes. A merged directory reports one link, as
 // overlayfs does, since its real count is spread over layers.
 func (n *Node) Attr() (Attr, error) {
-	n.refreshUpper()
 	fd := n.objFd()
 	var st unix.Stat_t
 	if err := fstat(fd, &st); err != nil {

@@ -111,7 +111,6 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 	if u.upper == nil {
 		return -1, unix.EROFS
 	}
-	n.refreshUpper()
 	up, lowers, parent, name := n.state()
 	if up >= 0 {
 		return up, nil
@@ -150,7 +149,6 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 		removeWork(u.work, tmp)
 		return -1, err
 	}
-	u.upperGen.Add(1)
 	u.namespaceChanged()
 	fd, err := n.adoptUpper(pfd, name, false)
 	if err == nil {

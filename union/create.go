@@ -219,7 +219,7 @@ func (n *Node) adoptCreated(dirfd int, name string, fd int, mode uint32, o Owner
 	}
 	c := &Node{u: u, upper: pfd, name: name, typ: unix.S_IFREG, id: u.idOf(&st), parent: n.Retain()}
 	c.refs.Store(1)
-	return c, nil
+	return u.nodes.share(c), nil
 }
 
 // Mkdir makes a directory.

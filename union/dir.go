@@ -86,7 +86,6 @@ func (n *Node) Readlink() (string, error) {
 	if n.typ != unix.S_IFLNK {
 		return "", unix.EINVAL
 	}
-	n.refreshUpper()
 	return readlinkFd(n.objFd())
 }
 

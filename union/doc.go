@@ -65,19 +65,25 @@
 // # Nodes and concurrency
 //
 // A Node is one name in the merged tree, as found by a lookup: it holds
-// O_PATH descriptors of its objects in each layer. Nodes are not shared
-// between callers: every Lookup returns a new Node, and Release closes its
-// descriptors. A Node whose object was copied up through another Node
-// finds the copy (by the origin id the copy records); a Node whose object
-// was deleted keeps working on what it holds, like an open file, and never
-// adopts a new object made under its name.
+// O_PATH descriptors of its objects in each layer. The union keeps one
+// Node per object that callers hold, shared by all of them (nodetable.go,
+// as overlayfs's ovl_inode): Lookup and Root hand out references to it,
+// Release drops them, and the last one closes its descriptors. A copy-up,
+// rename or xattr change made through any holder is therefore seen by
+// every holder at once. A Node whose name was removed keeps working on
+// what it holds, like an open file, and the name's next lookup makes a new
+// Node for whatever is there then.
 //
 // All Node methods are safe for concurrent use. Namespace changes (Create,
 // Mkdir, Symlink, Mknod, Link, Unlink, Rename) check the names and change
-// the upper layer under one union-wide lock, so that a check and the change
-// it allows are never separated by another change; copy-ups, which may
-// take long, happen before that lock is taken and serialize themselves per
-// object, and only their final rename takes it.
+// the upper layer under one union-wide lock (Union.nsMu), so that a check
+// and the change it allows are never separated by another change;
+// copy-ups, which may take long, happen before that lock is taken and
+// serialize themselves per object (copyUpLocks, by stable id), and only
+// their final rename takes it. Locks, outermost first: an object's
+// copy-up lock, nsMu, the node table's lock, one Node's mu (its
+// descriptors and metacopy state; never held across a long host call,
+// nor while another Node's mu is taken).
 //
 // Errors returned by this package are syscall.Errno values (unix.Errno),
 // possibly wrapped with the operation and name; errors.As finds the errno.

@@ -50,7 +50,6 @@ func (n *Node) Open(flags int) (*File, error) {
 		}
 		obj = fd
 	} else {
-		n.refreshUpper()
 		n.stillMetacopy()
 		obj = n.dataFd()
 	}

@@ -32,7 +32,7 @@ func (u *Union) Root() (*Node, error) {
 		n.upper = fd
 		if u.upperOpaque(fd) {
 			n.setRootID()
-			return n, nil
+			return u.nodes.share(n), nil
 		}
 	}
 	for _, l := range u.lowers {
@@ -52,7 +52,7 @@ func (u *Union) Root() (*Node, error) {
 		}
 	}
 	n.setRootID()
-	return n, nil
+	return u.nodes.share(n), nil
 }
 
 // Lookup finds name in the directory n. It returns ENOENT when no layer has
@@ -64,7 +64,6 @@ func (n *Node) Lookup(name string) (*Node, error) {
 	if n.typ != unix.S_IFDIR {
 		return nil, unix.ENOTDIR
 	}
-	n.refreshUpper()
 	n.mu.Lock()
 	upperDir := n.upper
 	lowerDirs := n.lowers
@@ -88,7 +87,7 @@ func (n *Node) Lookup(name string) (*Node, error) {
 		return nil, unix.ESTALE
 	}
 	c.parent = n.Retain()
-	return c, nil
+	return n.u.nodes.share(c), nil
 }
 
 // fill looks c.name up in the given parent directories and records what it
@@ -251,60 +250,5 @@ func (n *Node) setRootID() {
 	var st unix.Stat_t
 	if fstat(n.objFd(), &st) == nil {
 		n.id = n.u.idOf(&st)
-	}
-}
-
-// refreshUpper adopts an upper object that appeared since n was looked up
-// (another Node of the same object copied it up). It costs nothing unless a
-// copy-up happened since n last looked.
-func (n *Node) refreshUpper() {
-	if n.u.upper == nil {
-		return
-	}
-	gen := n.u.upperGen.Load()
-	n.mu.Lock()
-	done := n.upper >= 0 || n.seenGen == gen
-	parent := n.parent
-	name := n.name
-	n.mu.Unlock()
-	if done || parent == nil {
-		return
-	}
-	defer func() {
-		n.mu.Lock()
-		n.seenGen = gen
-		n.mu.Unlock()
-	}()
-	parent.refreshUpper()
-	parent.mu.Lock()
-	pu := parent.upper
-	parent.mu.Unlock()
-	if pu < 0 {
-		return
-	}
-	var st unix.Stat_t
-	if lstatAt(pu, name, &st) != nil || st.Mode&unix.S_IFMT != n.typ {
-		return
-	}
-	fd, err := openPathAt(pu, name)
-	if err != nil {
-		return
-	}
-	if n.u.readOrigin(fd, n.typ == unix.S_IFLNK, pu, name) != n.id {
-		// Not a copy of n's object but something made under its name
-		// after it was deleted: n keeps its own (deleted) object.
-		unix.Close(fd)
-		return
-	}
-	mc := n.u.adoptsMetacopy(n.typ, fd)
-	n.mu.Lock()
-	if n.upper < 0 {
-		n.upper = fd
-		n.metacopy = mc
-		fd = -1
-	}
-	n.mu.Unlock()
-	if fd >= 0 {
-		unix.Close(fd)
 	}
 }

@@ -38,8 +38,8 @@ func (n *Node) dataFd() int {
 }
 
 // stillMetacopy reports whether n is a metadata-only copy, looking again
-// at its upper file's marker: another Node of the object may have copied
-// the data in since.
+// at its upper file's marker: the Node of another name of the same upper
+// file (a hard link made by Link) may have copied the data in since.
 func (n *Node) stillMetacopy() bool {
 	n.mu.Lock()
 	mc, up := n.metacopy, n.upper

@@ -7,26 +7,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Node is one name of the merged tree, as found by a lookup. See the package
-// comment for how Nodes relate to each other. A Node is reference counted:
-// Lookup and the create calls return a Node with one reference; Retain adds
-// one and Release drops one, closing the host descriptors with the last.
+// Node is one name of the merged tree: the one Node of its object that
+// every holder shares (nodetable.go). A Node is reference counted: Lookup,
+// Root and the create calls return a reference; Retain adds one and
+// Release drops one, closing the host descriptors with the last.
 type Node struct {
 	u    *Union
 	refs atomic.Int32
 
-	// mu guards the fields below. It is never held while another Node's
-	// mu is taken, nor across a host call that may block for long.
+	// hashed: n is in the union's node table. Guarded by nodeTable.mu.
+	hashed bool
+
+	// mu guards the fields below (parent and name are also guarded by
+	// nodeTable.mu: see nodetable.go). It is never held while another
+	// Node's mu is taken, nor across a host call that may block for long.
 	mu     sync.Mutex
 	parent *Node // nil for the root
 	name   string
-	upper  int        // O_PATH descriptor of the upper object, or -1
+	upper  int        // O_PATH descriptor of the upper object, or -1; set once, by copy-up
 	lowers []lowerObj // a directory's merged lower directories, top-down; else at most one object
 	typ    uint32     // S_IFMT bits; never changes for a Node
-	id     uint64     // stable id; 0 until known
+	id     uint64     // stable id; never changes for a Node
 
-	// seenGen is the Union's upperGen when refreshUpper last looked.
-	seenGen uint64
 	// redirected: its lower objects were found by a redirect. Set by
 	// fill, before the Node is shared.
 	redirected bool
@@ -58,12 +60,16 @@ func (n *Node) Retain() *Node {
 	return n
 }
 
-// Release drops a reference; the last one closes n's host descriptors and
-// releases its parent.
+// Release drops a reference; the last one takes n out of the node table,
+// closes its host descriptors and releases its parent.
 func (n *Node) Release() {
 	if n.refs.Add(-1) != 0 {
 		return
 	}
+	t := &n.u.nodes
+	t.mu.Lock()
+	t.removeLocked(n)
+	t.mu.Unlock()
 	n.closeFds()
 	n.mu.Lock()
 	p := n.parent
@@ -108,20 +114,6 @@ func (n *Node) Path() string {
 		s += "/" + parts[i]
 	}
 	return s
-}
-
-// Moved tells n that its name is now newName in newParent (after a rename
-// made through another Node). It may not fail.
-func (n *Node) Moved(newParent *Node, newName string) {
-	np := newParent.Retain()
-	n.mu.Lock()
-	old := n.parent
-	n.parent = np
-	n.name = newName
-	n.mu.Unlock()
-	if old != nil {
-		old.Release()
-	}
 }
 
 // state returns a consistent snapshot of n's objects. The descriptors stay

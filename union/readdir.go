@@ -37,7 +37,6 @@ func (f *File) ReadDir(cookie uint64, max int) ([]Dirent, error) {
 // when nothing that could change the listing happened since it was taken.
 func (n *Node) listMergedCached() ([]Dirent, error) {
 	u := n.u
-	n.refreshUpper()
 	key, ok := n.listingKey()
 	if !ok {
 		return n.listMerged()
@@ -56,7 +55,6 @@ func (n *Node) listMergedCached() ([]Dirent, error) {
 // entries, then each lower layer's that no higher layer had or whited out,
 // markers left out.
 func (n *Node) listMerged() ([]Dirent, error) {
-	n.refreshUpper()
 	up, lowers, parent, _ := n.state()
 	u := n.u
 

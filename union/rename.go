@@ -12,7 +12,7 @@ import (
 // Rename moves oldName in n to newName in newDir, replacing what newName
 // names there under rename(2)'s rules. A directory that has lower parts
 // gets a redirect (RedirectOn) or cannot be moved (EXDEV; mv then copies).
-// The caller tells the renamed Nodes with Moved.
+// The source's Node (shared by all its holders) moves with it.
 func (n *Node) Rename(oldName string, newDir *Node, newName string) error {
 	if err := checkName(newName); err != nil {
 		return err
@@ -127,6 +127,16 @@ func (n *Node) renameLocked(oldName string, newDir *Node, newName string) (done 
 	if err != nil || p.nothingToDo {
 		return true, err
 	}
+	defer func() {
+		if done && err == nil {
+			// Every holder of the source's Node sees it under its new
+			// name; the name it replaced no longer names that object.
+			if p.dst != nil && p.dst != p.src {
+				u.nodes.unhash(p.dst)
+			}
+			u.nodes.move(p.src, newDir, newName)
+		}
+	}()
 	sfd, _, _, _ := p.src.state()
 	opfd, _, _, _ := n.state()
 	npfd, _, _, _ := newDir.state()

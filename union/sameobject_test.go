@@ -12,8 +12,8 @@ import (
 // connections each with a fid on it) change it at once (a copy-up through
 // an xattr, a metadata-only copy-up through a chmod, a write that copies
 // the data in, a rename of the name); afterwards each sees the same
-// object: the same id, attributes, xattrs and data, without being told
-// anything but the rename (Moved, as p9srv does for its fids).
+// object: the same id, attributes, xattrs and data, the rename included,
+// without being told anything: they hold the one Node of the object.
 func TestTwoNodesSeeOneObject(t *testing.T) {
 	for _, metacopy := range []bool{false, true} {
 		t.Run(fmt.Sprintf("metacopy=%v", metacopy), func(t *testing.T) {
@@ -48,8 +48,12 @@ func TestTwoNodesSeeOneObject(t *testing.T) {
 				}()
 				wg.Wait()
 				must(t, d.Rename("f", d, "g"))
-				a.Moved(d, "g")
-				b.Moved(d, "g")
+				if a != b {
+					t.Fatalf("round %d: two lookups of one object gave two Nodes", round)
+				}
+				if p := a.Path(); p != "/d/g" {
+					t.Errorf("round %d: the renamed Node says it is %s", round, p)
+				}
 				close(errs)
 				for err := range errs {
 					if err != nil {

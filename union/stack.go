@@ -72,9 +72,8 @@ type Union struct {
 	closeOnce sync.Once
 	traps     map[inodeKey]bool // layer roots and work dir (ident.go); read-only after Open
 
-	// upperGen counts copy-ups, so that Nodes looked up before one can
-	// tell cheaply whether their object may have gained an upper copy.
-	upperGen atomic.Uint64
+	// nodes holds the one Node of each object callers hold (nodetable.go).
+	nodes nodeTable
 
 	// nsGen counts completed namespace changes; listings cache merged
 	// directory listings against it (listcache.go).

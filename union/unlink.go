@@ -27,39 +27,61 @@ func (n *Node) Unlink(name string, dir bool) error {
 	}
 	u.nsMu.Lock()
 	defer u.nsMu.Unlock()
-	if err := n.unlinkable(name, dir); err != nil {
+	c, err := n.lookupUnlinkable(name, dir)
+	if err != nil {
 		return err
 	}
-	return n.unlinkLocked(pfd, name)
+	defer c.Release()
+	if err := n.unlinkLocked(pfd, name); err != nil {
+		return err
+	}
+	// Its holders keep what they hold; the name now names something else.
+	u.nodes.unhash(c)
+	return nil
 }
 
 // unlinkable checks that name in n can be unlinked as dir says, and that a
 // directory is empty as merged. Under nsMu its answer holds for the change
 // that follows.
 func (n *Node) unlinkable(name string, dir bool) error {
-	c, err := n.Lookup(name)
-	if err != nil {
-		return err
+	c, err := n.lookupUnlinkable(name, dir)
+	if err == nil {
+		c.Release()
 	}
-	defer c.Release()
+	return err
+}
+
+// lookupUnlinkable is unlinkable that returns the Node of name (a new
+// reference) when it can be unlinked.
+func (n *Node) lookupUnlinkable(name string, dir bool) (c *Node, err error) {
+	c, err = n.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			c.Release()
+			c = nil
+		}
+	}()
 	isDir := c.typ == unix.S_IFDIR
 	switch {
 	case dir && !isDir:
-		return unix.ENOTDIR
+		return c, unix.ENOTDIR
 	case !dir && isDir:
-		return unix.EISDIR
+		return c, unix.EISDIR
 	case n.u.upper == nil:
-		return unix.EROFS
+		return c, unix.EROFS
 	case isDir:
 		empty, err := c.isEmptyMerged()
 		if err != nil {
-			return err
+			return c, err
 		}
 		if !empty {
-			return unix.ENOTEMPTY
+			return c, unix.ENOTEMPTY
 		}
 	}
-	return nil
+	return c, nil
 }
 
 // unlinkLocked removes name from the upper directory pfd of n, leaving a

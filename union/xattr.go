@@ -54,7 +54,6 @@ func (n *Node) GetXattr(name string) ([]byte, error) {
 	if n.u.isPrivate(name) {
 		return nil, unix.ENODATA
 	}
-	n.refreshUpper() // another Node may have copied the object up
 	path, nofollow, err := n.xattrTarget(n.objFd())
 	if err != nil {
 		return nil, err
@@ -69,7 +68,6 @@ func (n *Node) GetXattr(name string) ([]byte, error) {
 // ListXattr lists the names of n's extended attributes, private ones left
 // out.
 func (n *Node) ListXattr() ([]string, error) {
-	n.refreshUpper() // another Node may have copied the object up
 	path, nofollow, err := n.xattrTarget(n.objFd())
 	if err != nil {
 		return nil, err

@@ -10,9 +10,7 @@ import (
 func TestXattrSeenThroughOtherNode(t *testing.T) {
 	tu := newUnion(t, nil, []string{"f=data"})
 	a := tu.mustWalk(t, "/f")
-	defer a.Release()
 	b := tu.mustWalk(t, "/f")
-	defer b.Release()
 	must(t, b.SetXattr("user.k", []byte("v"), 0))
 
 	v, err := a.GetXattr("user.k")
