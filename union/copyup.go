@@ -328,13 +328,11 @@ func syncCopy(fd int) error {
 // times of the lower object open at src (st), and records its origin id.
 //
 // The owner comes first: chown clears setuid and file capabilities
-// (security.capability) on the host, so xattrs and mode follow it, and the
-// times come last.
+// (security.capability) on the host, so xattrs follow it, and the times
+// come last.
 func (u *Union) finishCopy(src, dst int, st *unix.Stat_t, id uint64) error {
-	if u.ownership != MappedXattr {
-		if err := unix.Fchown(dst, int(st.Uid), int(st.Gid)); err != nil {
-			return err
-		}
+	if err := u.copyOwner(objPath(src), objOpen(dst), st); err != nil {
+		return err
 	}
 	err := copyXattrs(
 		func() ([]string, error) { return listXattrFd(src) },
@@ -343,51 +341,44 @@ func (u *Union) finishCopy(src, dst int, st *unix.Stat_t, id uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := unix.Fsetxattr(dst, string(u.ns)+originXattr, le64bytes(id), 0); err != nil {
-		return err
-	}
-	if u.ownership == MappedXattr {
-		if err := u.mapCopiedOwner(dst, st); err != nil {
-			return err
-		}
-	} else if err := unix.Fchmod(dst, st.Mode&0o7777); err != nil {
+	if err := u.writeOrigin(objOpen(dst), id); err != nil {
 		return err
 	}
 	return unix.UtimesNanoAt(dst, "", []unix.Timespec{st.Atim, st.Mtim}, unix.AT_EMPTY_PATH)
 }
 
-// mapCopiedOwner keeps, in the mapped xattrs of the copy open at dst, the
-// owner and mode the lower object showed: a copy-up must not change what a
-// client sees, though the copy belongs to the server's user on the host.
-// Values the lower already had in mapped xattrs were copied with the rest.
-func (u *Union) mapCopiedOwner(dst int, st *unix.Stat_t) error {
+// copyOwner gives the copy dst the owner and mode the lower object src
+// (whose lstat is st) shows: a copy-up must not change what a client sees.
+func (u *Union) copyOwner(src, dst hostObj, st *unix.Stat_t) error {
 	shown := Attr{UID: st.Uid, GID: st.Gid, Mode: st.Mode}
-	u.applyMapped(dst, &shown)
-	if err := unix.Fchmod(dst, u.hostMode(shown.Mode, st.Mode&unix.S_IFMT == unix.S_IFDIR)); err != nil {
-		return err
+	if src.fd >= 0 {
+		u.shownOwner(src.fd, &shown)
 	}
-	return setMapped(dst, &shown.UID, &shown.GID, &shown.Mode)
+	return u.storeOwner(dst, st.Mode&unix.S_IFMT, &shown.UID, &shown.GID, &shown.Mode, ownerOfNew)
 }
 
 // finishCopyAt is finishCopy for a symlink or special file tmp in the work
-// directory, which cannot be opened (a device must not be). The origin is
-// best effort here: Linux refuses user.* xattrs on these, so an
-// unprivileged union cannot record it (the object then gets a new id when
-// copied up).
+// directory, which cannot be opened (a device must not be). Linux refuses
+// user.* xattrs on these, so an unprivileged union records no origin for
+// them (the object then gets a new id when copied up) and copies none of
+// their xattrs.
 func (u *Union) finishCopyAt(srcFd int, tmp string, st *unix.Stat_t, id uint64) error {
-	if err := unix.Fchownat(u.work, tmp, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil && u.privileged {
-		return err
-	}
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		// Symlinks have no mode of their own, and their xattrs would need
 		// the lower parent.
-		u.writeOriginAt(u.work, tmp, id)
+		if err := u.copyOwner(objAt(-1, ""), objAt(u.work, tmp), st); err != nil {
+			return err
+		}
+		u.writeOrigin(objAt(u.work, tmp), id)
 	} else {
 		dst, err := openPathAt(u.work, tmp)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(dst)
+		if err := u.copyOwner(objPath(srcFd), objPath(dst), st); err != nil {
+			return err
+		}
 		src, dstPath := procPath(srcFd), procPath(dst)
 		err = copyXattrs(
 			func() ([]string, error) { return listXattrPath(src, unix.Listxattr) },
@@ -396,10 +387,7 @@ func (u *Union) finishCopyAt(srcFd int, tmp string, st *unix.Stat_t, id uint64) 
 		if err != nil && u.privileged {
 			return err
 		}
-		unix.Setxattr(dstPath, string(u.ns)+originXattr, le64bytes(id), 0)
-		if err := unix.Fchmodat(u.work, tmp, st.Mode&0o7777, 0); err != nil {
-			return err
-		}
+		u.writeOrigin(objPath(dst), id)
 	}
 	return unix.UtimesNanoAt(u.work, tmp, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
 }
@@ -435,14 +423,6 @@ func copyXattrs(list func() ([]string, error), get func(string) ([]byte, error),
 		}
 	}
 	return nil
-}
-
-func le64bytes(v uint64) []byte {
-	b := make([]byte, 8)
-	for i := range b {
-		b[i] = byte(v >> (8 * i))
-	}
-	return b
 }
 
 // readlinkFd reads the target of the symlink behind the O_PATH fd.

@@ -92,35 +92,17 @@ func (u *Union) setOpaqueAt(dirfd int, name string) error {
 // setNewOwner gives a just-created object its owner and exact mode (the
 // process umask and chown's clearing of setuid would otherwise change it).
 func (u *Union) setNewOwner(dirfd int, name string, mode uint32, o Owner) error {
-	isLink := mode&unix.S_IFMT == unix.S_IFLNK
-	if u.ownership == Passthrough {
-		if err := unix.Fchownat(dirfd, name, int(o.UID), int(o.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return err
-		}
-	}
-	if isLink {
-		return nil
+	typ := mode & unix.S_IFMT
+	perm := mode & 0o7777
+	if typ == unix.S_IFLNK {
+		return u.storeOwner(objAt(dirfd, name), typ, &o.UID, &o.GID, nil, ownerOfNew)
 	}
 	fd, err := openPathAt(dirfd, name)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.Chmod(procPath(fd), u.hostMode(mode, mode&unix.S_IFMT == unix.S_IFDIR)); err != nil {
-		return err
-	}
-	if u.ownership == MappedXattr {
-		perm := mode & 0o7777
-		err := setMapped(fd, &o.UID, &o.GID, &perm)
-		if typ := mode & unix.S_IFMT; typ != unix.S_IFREG && typ != unix.S_IFDIR {
-			// Linux refuses user.* xattrs on FIFOs, sockets and devices:
-			// these show the server's owner (a known limit of the
-			// unprivileged mode, as of QEMU's mapped-xattr mode for them).
-			return nil
-		}
-		return err
-	}
-	return nil
+	return u.storeOwner(objPath(fd), typ, &o.UID, &o.GID, &perm, ownerOfNew)
 }
 
 func removeAt(dirfd int, name string, isDir bool) {
@@ -192,25 +174,13 @@ func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *Fil
 // dirfd (open at fd) its owner and mode, and returns its Node.
 func (n *Node) adoptCreated(dirfd int, name string, fd int, mode uint32, o Owner) (*Node, error) {
 	u := n.u
-	if u.ownership == Passthrough {
-		if err := unix.Fchown(fd, int(o.UID), int(o.GID)); err != nil {
-			return nil, err
-		}
-	}
-	// After the chown, which clears setuid; and whatever the umask said.
-	if err := unix.Fchmod(fd, u.hostMode(mode, false)); err != nil {
+	perm := mode & 0o7777
+	if err := u.storeOwner(objOpen(fd), unix.S_IFREG, &o.UID, &o.GID, &perm, ownerOfNew); err != nil {
 		return nil, err
 	}
 	pfd, err := openPathAt(dirfd, name)
 	if err != nil {
 		return nil, err
-	}
-	if u.ownership == MappedXattr {
-		perm := mode & 0o7777
-		if err := setMapped(pfd, &o.UID, &o.GID, &perm); err != nil {
-			unix.Close(pfd)
-			return nil, err
-		}
 	}
 	var st unix.Stat_t
 	if err := fstat(pfd, &st); err != nil {

@@ -118,10 +118,12 @@ func (u *Union) decodeOrigin(get func([]byte) (int, error)) uint64 {
 	return binary.LittleEndian.Uint64(b[:])
 }
 
-func (u *Union) writeOriginAt(dirfd int, name string, id uint64) error {
+// writeOrigin records on the upper object o the stable id of the object it
+// was copied from. The one way an origin is written.
+func (u *Union) writeOrigin(o hostObj, id uint64) error {
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], id)
-	return unix.Lsetxattr(procPathAt(dirfd, name), string(u.ns)+originXattr, b[:], 0)
+	return o.setxattr(string(u.ns)+originXattr, b[:])
 }
 
 // Layer roots and the work directory are "traps", as in overlayfs: a

@@ -8,7 +8,7 @@ import (
 )
 
 // mappedXattrPrefix is QEMU's mapped-xattr namespace, which holds owners
-// and modes when the union runs unprivileged (see attr.go).
+// and modes when the union runs unprivileged (see owner.go).
 const mappedXattrPrefix = "user.virtfs."
 
 // isPrivate reports whether a client may neither see nor change xattr name.
