@@ -140,13 +140,14 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 
 	src := lowers[0]
 	meta := mode == copyMeta && u.metacopy && n.typ == unix.S_IFREG
-	tmp := workName()
-	if err := u.copyObject(src, n.dataFd(), tmp, n.id, mode != copyEmpty, meta); err != nil {
-		removeWork(u.work, tmp)
+	w := &workCopy{name: workName(), fd: -1}
+	defer w.close()
+	if err := u.copyObject(src, n.dataFd(), w, n.id, mode != copyEmpty, meta); err != nil {
+		w.discard(u.work)
 		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
-	if err := n.placeCopy(tmp, pfd, name); err != nil {
-		removeWork(u.work, tmp)
+	if err := n.placeCopy(w, pfd, name); err != nil {
+		w.discard(u.work)
 		return -1, err
 	}
 	u.namespaceChanged()
@@ -159,10 +160,34 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 	return fd, err
 }
 
-// placeCopy renames the finished copy tmp into the upper directory pfd as
-// name, under nsMu: if the name was deleted (a whiteout) or taken while the
-// copy was made, n is stale and nothing is placed (ENOENT).
-func (n *Node) placeCopy(tmp string, pfd int, name string) error {
+// workCopy is a copy being built in the work directory: a regular file is
+// an unnamed O_TMPFILE where the filesystem allows (nothing to clean up
+// after a crash), anything else the entry name of the work directory.
+type workCopy struct {
+	name    string
+	fd      int  // a regular file's copy, open for writing; else -1
+	tmpfile bool // fd is an O_TMPFILE: name is not used
+}
+
+// discard removes a copy that will not be placed.
+func (w *workCopy) discard(work int) {
+	if !w.tmpfile {
+		removeWork(work, w.name)
+	}
+}
+
+func (w *workCopy) close() {
+	if w.fd >= 0 {
+		unix.Close(w.fd)
+		w.fd = -1
+	}
+}
+
+// placeCopy puts the finished copy w into the upper directory pfd as name
+// (a link of the O_TMPFILE, or a rename), under nsMu: if the name was
+// deleted (a whiteout) or taken while the copy was made, n is stale and
+// nothing is placed (ENOENT).
+func (n *Node) placeCopy(w *workCopy, pfd int, name string) error {
 	u := n.u
 	u.nsMu.Lock()
 	defer u.nsMu.Unlock()
@@ -177,7 +202,16 @@ func (n *Node) placeCopy(tmp string, pfd int, name string) error {
 	// put back after the rename, as overlayfs does.
 	var pst unix.Stat_t
 	havePst := fstat(pfd, &pst) == nil
-	if err := unix.Renameat2(u.work, tmp, pfd, name, unix.RENAME_NOREPLACE); err != nil {
+	var err error
+	if w.tmpfile {
+		// Through /proc so that no capability is needed (AT_EMPTY_PATH
+		// wants CAP_DAC_READ_SEARCH); an O_TMPFILE made without O_EXCL
+		// may be linked once.
+		err = unix.Linkat(unix.AT_FDCWD, procPath(w.fd), pfd, name, unix.AT_SYMLINK_FOLLOW)
+	} else {
+		err = unix.Renameat2(u.work, w.name, pfd, name, unix.RENAME_NOREPLACE)
+	}
+	if err != nil {
 		return fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
 	if havePst {
@@ -222,14 +256,15 @@ func removeWork(work int, name string) {
 	}
 }
 
-// copyObject builds a copy of the lower object src as tmp in the work
+// copyObject builds a copy w of the lower object src in the work
 // directory: data, owner, mode, xattrs, origin id, then times. Regular files
 // and directories get their metadata through open descriptors (no lookups
 // by name); symlinks and special files by name, without following.
 // A regular file's data comes from dataFd (src itself unless src is a
 // metadata-only copy); meta makes a metadata-only copy: the size, no data,
 // and the metacopy marker.
-func (u *Union) copyObject(src lowerObj, dataFd int, tmp string, id uint64, withData, meta bool) error {
+func (u *Union) copyObject(src lowerObj, dataFd int, w *workCopy, id uint64, withData, meta bool) error {
+	tmp := w.name
 	var st unix.Stat_t
 	if err := fstat(src.fd, &st); err != nil {
 		return err
@@ -240,12 +275,11 @@ func (u *Union) copyObject(src lowerObj, dataFd int, tmp string, id uint64, with
 		if !withData || meta {
 			size = 0
 		}
-		sfd, dfd, err := u.copyFileData(dataFd, tmp, size)
+		sfd, dfd, err := u.copyFileData(dataFd, w, size)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(sfd)
-		defer unix.Close(dfd)
 		if meta {
 			if err := unix.Ftruncate(dfd, st.Size); err != nil {
 				return err

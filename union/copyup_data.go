@@ -4,12 +4,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// copyFileData creates tmp in the work directory with the data of the lower
-// regular file srcFd (O_PATH): a reflink where the filesystem can, else
-// copy_file_range over the data extents only, so that holes stay holes. It
-// returns the source and the copy, open, for the metadata to follow. Only
-// the first size bytes are copied (the copy is then that long).
-func (u *Union) copyFileData(srcFd int, tmp string, size int64) (src, dst int, err error) {
+// copyFileData creates the copy w in the work directory with the data of
+// the lower regular file srcFd (O_PATH): a reflink where the filesystem
+// can, else copy_file_range over the data extents only, so that holes stay
+// holes. It returns the source, open, and the copy (w's, which w closes),
+// for the metadata to follow. Only the first size bytes are copied (the
+// copy is then that long).
+//
+// The copy is an O_TMPFILE where the filesystem has them, as overlayfs
+// makes its copies: placing it is one link instead of a create and a
+// rename between two directories, and a crash leaves nothing behind.
+func (u *Union) copyFileData(srcFd int, w *workCopy, size int64) (src, dst int, err error) {
 	src, err = reopen(srcFd, unix.O_RDONLY|unix.O_NOATIME)
 	if err == unix.EPERM {
 		src, err = reopen(srcFd, unix.O_RDONLY)
@@ -17,14 +22,19 @@ func (u *Union) copyFileData(srcFd int, tmp string, size int64) (src, dst int, e
 	if err != nil {
 		return -1, -1, err
 	}
-	dst, err = unix.Openat(u.work, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	dst, err = unix.Openat(u.work, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	w.tmpfile = err == nil
+	if !w.tmpfile {
+		dst, err = unix.Openat(u.work, w.name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	}
 	if err != nil {
 		unix.Close(src)
 		return -1, -1, err
 	}
+	w.fd = dst
 	if err := copyData(src, dst, size); err != nil {
 		unix.Close(src)
-		unix.Close(dst)
+		w.close()
 		return -1, -1, err
 	}
 	return src, dst, nil
