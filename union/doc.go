@@ -27,8 +27,9 @@
 // rename), the object is copied to the upper layer together with its parent
 // directories: data with holes kept (reflink or copy_file_range first), mode,
 // owner, times with nanoseconds, and xattrs (not the private ones). The copy
-// is built in the work directory, on the upper layer's filesystem, and renamed
-// into place, so that a crash leaves either nothing or a complete copy.
+// is built in the work directory, on the upper layer's filesystem (a regular
+// file as an unnamed O_TMPFILE), and linked or renamed into place, so that a
+// crash leaves either nothing or a complete copy.
 // Concurrent first writes to one object copy it once; copy-ups of different
 // objects run in parallel.
 //
