@@ -19,9 +19,14 @@ import (
 // The sets are keyed by the lower directory's inode, held by the lowerObj
 // of every Node that merges the directory, and immutable once loaded.
 
-// maxNameSets bounds the cache of directories; when full it is emptied
-// (sets still held by Nodes stay valid).
-const maxNameSets = 4096
+// maxNameSets and maxCachedNames bound the cache, in directories and in
+// names loaded in all (the server's heap must not grow with the names ever
+// looked up: issue 8); when either is reached it is emptied (sets still
+// held by Nodes stay valid, and go with them).
+const (
+	maxNameSets    = 4096
+	maxCachedNames = 1 << 16
+)
 
 // maxNameSetEntries: directories larger than this are not cached (they
 // are asked name by name as before), to bound memory.
@@ -31,6 +36,7 @@ const maxNameSetEntries = 1 << 16
 type nameSet struct {
 	once  sync.Once
 	names map[string]struct{} // nil: not usable (too big, or unreadable)
+	cache *nameSets           // counts the names loaded
 }
 
 // has reports whether the directory dirfd (whose set this is) holds name,
@@ -50,6 +56,9 @@ func (s *nameSet) has(dirfd int, name string) (has, known bool) {
 			m[e.name] = struct{}{}
 		}
 		s.names = m
+		if s.cache != nil {
+			s.cache.loaded(len(m))
+		}
 	})
 	if s.names == nil {
 		return false, false
@@ -60,8 +69,25 @@ func (s *nameSet) has(dirfd int, name string) (has, known bool) {
 
 // nameSets is the union's cache of lower directories' name sets.
 type nameSets struct {
-	mu sync.Mutex
-	m  map[inodeKey]*nameSet
+	mu    sync.Mutex
+	m     map[inodeKey]*nameSet
+	names int // names loaded by the sets in m
+	limit int // maxCachedNames, or less in tests
+}
+
+// loaded counts n names loaded by a set of c, and empties c when they are
+// too many.
+func (c *nameSets) loaded(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.names += n
+	limit := c.limit
+	if limit == 0 {
+		limit = maxCachedNames
+	}
+	if c.names > limit {
+		c.m, c.names = nil, 0
+	}
 }
 
 // of returns the set of the lower directory st describes (loaded on first
@@ -74,9 +100,9 @@ func (c *nameSets) of(st *unix.Stat_t) *nameSet {
 		return s
 	}
 	if c.m == nil || len(c.m) >= maxNameSets {
-		c.m = make(map[inodeKey]*nameSet)
+		c.m, c.names = make(map[inodeKey]*nameSet), 0
 	}
-	s := &nameSet{}
+	s := &nameSet{cache: c}
 	c.m[k] = s
 	return s
 }

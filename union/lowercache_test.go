@@ -1,6 +1,7 @@
 package union
 
 import (
+	"fmt"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -35,4 +36,37 @@ func TestLowerNameSets(t *testing.T) {
 	c, err := d.Lookup("absent")
 	must(t, err)
 	c.Release()
+}
+
+// TestLowerNameSetsAreBounded: the names kept for lower directories stay
+// under the limit (maxCachedNames; 100 here) however many directories are
+// looked into, and lookups stay right when the cache was emptied.
+func TestLowerNameSetsAreBounded(t *testing.T) {
+	var files []string
+	const perDir, limit = 30, 100
+	dirs := 3 * limit / perDir
+	for d := range dirs {
+		for f := range perDir {
+			files = append(files, fmt.Sprintf("d%d/f%d!", d, f)) // whiteouts: hide the name
+		}
+	}
+	tu := newUnion(t, nil, files)
+	tu.lowerNames.limit = limit
+	for d := range dirs {
+		n, err := tu.walk(t, fmt.Sprintf("/d%d/absent", d))
+		if err == nil {
+			n.Release()
+		}
+		wantErrno(t, err, unix.ENOENT)
+		tu.lowerNames.mu.Lock()
+		kept := tu.lowerNames.names
+		tu.lowerNames.mu.Unlock()
+		if kept > limit {
+			t.Fatalf("after %d directories the cache keeps %d names", d+1, kept)
+		}
+		if n, err := tu.walk(t, fmt.Sprintf("/d%d/f7", d)); err == nil {
+			n.Release()
+			t.Fatalf("d%d/f7, a whiteout, was found", d)
+		}
+	}
 }
