@@ -141,12 +141,18 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 
 	src := lowers[0]
 	meta := mode == copyMeta && u.metacopy && n.typ == unix.S_IFREG
+	// Charged before anything is built: past the quota, EDQUOT and no copy.
+	charge, err := u.reserveCopy(src, mode)
+	if err != nil {
+		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
+	}
 	tmp := workName()
 	if err := u.copyObject(src, n.dataFd(), tmp, n.id, mode != copyEmpty, meta); err != nil {
+		charge.done(false)
 		removeWork(u.work, tmp)
 		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
-	if err := n.placeCopy(tmp, pfd, name); err != nil {
+	if err := n.placeCopy(tmp, pfd, name, charge); err != nil {
 		removeWork(u.work, tmp)
 		return -1, err
 	}
@@ -163,11 +169,17 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 
 // placeCopy renames the finished copy tmp into the upper directory pfd as
 // name, under nsMu: if the name was deleted (a whiteout) or taken while the
-// copy was made, n is stale and nothing is placed (ENOENT).
-func (n *Node) placeCopy(tmp string, pfd int, name string) error {
+// copy was made, n is stale and nothing is placed (ENOENT). It settles the
+// copy's quota charge either way.
+func (n *Node) placeCopy(tmp string, pfd int, name string, charge *reservation) error {
 	u := n.u
 	u.nsMu.Lock()
 	defer u.nsMu.Unlock()
+	return u.placedCounted(charge, pfd, name, func() error { return n.placeCopyLocked(tmp, pfd, name) })
+}
+
+func (n *Node) placeCopyLocked(tmp string, pfd int, name string) error {
+	u := n.u
 	var st unix.Stat_t
 	if err := lstatAt(pfd, name, &st); err != unix.ENOENT {
 		if err != nil {

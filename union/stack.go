@@ -35,6 +35,10 @@ type Options struct {
 	// regular file copies only its metadata (see metacopy.go), as
 	// overlayfs's metacopy=on. Off (the zero value), as overlayfs.
 	Metacopy bool
+	// Quota, if set, is charged what the upper layer uses and refuses a
+	// change past its limit with EDQUOT (quota.go). It must start at the
+	// upper's current usage as tenant.Measure counts it.
+	Quota Quota
 }
 
 // Ownership is how a union stores the uid, gid and mode a client sets.
@@ -85,6 +89,8 @@ type Union struct {
 	lowerNames nameSets
 
 	lock *LayerLock // on the upper and work directories (worklock.go)
+
+	quota quotaState // usage accounting (quota.go)
 }
 
 // Open validates the options and opens the layers. Nothing is written to the
@@ -203,6 +209,9 @@ func Open(opts Options) (*Union, error) {
 		if u.work, err = openWorkDir(workAbs); err != nil {
 			return nil, fmt.Errorf("union: workdir %q: %w", opts.Workdir, err)
 		}
+	}
+	if err := u.initQuota(opts.Quota); err != nil {
+		return nil, fmt.Errorf("union: workdir %q: %w", opts.Workdir, err)
 	}
 	if err := u.devs.init(u); err != nil {
 		return nil, err

@@ -62,25 +62,13 @@
 //     control.Listen, and serves control.Server; Registry.Close runs after
 //     the 9P server has stopped.
 //
+//  3. Quotas are enforced: each tenant's union charges its Ledger through
+//     union.Options.Quota (charge.go; the rules are union/quota.go's),
+//     so a change past the quota answers EDQUOT with nothing made, and
+//     the ledger equals Measure (and du) whenever the union is idle.
+//
 // Still to do:
 //
-//  3. union: Options gains a quota hook, e.g. `Quota interface {
-//     Charge(Usage) error; Release(Usage); Adjust(Usage) }` satisfied by
-//     *Ledger, called so that nothing is half-made:
-//     - create/mkdir/mknod/symlink: Charge 1 inode (and the symlink's
-//     target length) before the host call, Release on failure;
-//     - write/truncate/fallocate that grows a file: Charge the growth of
-//     st_size before, Release what was not written; shrinking Releases;
-//     - copy-up: Charge the copied file's size and one inode per object
-//     copied (parents included) before building the copy in the work
-//     directory, Release on failure;
-//     - unlink/rmdir: Release when the last link of the upper inode goes
-//     (nlink 1 before the unlink); a whiteout made in its place is an
-//     inode too (0 bytes);
-//     - a directory's own st_size grows as entries are added (ext4 grows
-//     it by blocks): Adjust by the parent's st_size change after the
-//     namespace change, which cannot be refused afterwards.
-//     Usage then matches Measure (and du) as the tests here check it.
 //  4. union: union.Open takes paths and resolves them again, so openUnion
 //     checks the layout by descriptors before and the upper's identity
 //     after. When union can open layers from descriptors (or an os.Root),

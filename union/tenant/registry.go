@@ -337,7 +337,7 @@ func (r *Registry) Acquire(ctx context.Context, name string) (*Handle, error) {
 			t.busy = make(chan struct{})
 			r.ops.Add(1) // not closed: checked above, under the same lock
 			r.mu.Unlock()
-			u, err := r.openUnion(name)
+			u, err := r.openUnion(name, t.ledger)
 			r.ops.Done()
 			r.mu.Lock()
 			close(t.busy)
@@ -361,7 +361,11 @@ func (r *Registry) Acquire(ctx context.Context, name string) (*Handle, error) {
 // upper's identity compared afterwards: a tenant directory swapped for a
 // symbolic link is refused. (The window between the two checks closes when
 // union can open layers from descriptors; see doc.go.)
-func (r *Registry) openUnion(name string) (*union.Union, error) {
+//
+// The union charges the tenant's ledger, which holds the upper's usage as
+// counted at load or at the last reset: nothing changes the upper between
+// that count and this open (the tenant is busy meanwhile).
+func (r *Registry) openUnion(name string, ledger *Ledger) (*union.Union, error) {
 	l, err := r.openLayers(name)
 	if err != nil {
 		return nil, err
@@ -377,6 +381,7 @@ func (r *Registry) openUnion(name string) (*union.Union, error) {
 		Upper:     upper,
 		Workdir:   filepath.Join(r.dir, name, workName),
 		Ownership: r.cfg.Ownership,
+		Quota:     charger{ledger},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)
