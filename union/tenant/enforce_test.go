@@ -315,3 +315,82 @@ func TestQuotaRefusesPastLimitLeavingNothing(t *testing.T) {
 	}
 	wantLedgerIsDu(t, "inodes", l, upper)
 }
+
+func TestQuotaLedgerUnderConcurrentChanges(t *testing.T) {
+	u, l, upper, work := quotaUnion(t, Quota{})
+	l.SetQuota(Quota{Bytes: l.Used().Bytes + 400<<10, Inodes: l.Used().Inodes + 40})
+	o := union.Owner{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	root, err := walkTo(u, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Shared files that every worker grows, truncates and overwrites.
+	for _, name := range []string{"s0", "s1"} {
+		c, f, err := root.Create(name, unix.O_RDWR, 0o644, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		c.Release()
+	}
+	root.Release()
+	done := make(chan error)
+	for w := 0; w < 4; w++ {
+		go func(w int) {
+			rng := rand.New(rand.NewSource(int64(w)))
+			for i := 0; i < 400; i++ {
+				root, err := walkTo(u, "")
+				if err != nil {
+					done <- err
+					return
+				}
+				name := fmt.Sprintf("w%d-%d", w, rng.Intn(6))
+				shared := fmt.Sprintf("s%d", rng.Intn(2))
+				switch rng.Intn(6) {
+				case 0:
+					if c, f, err := root.Create(name, unix.O_RDWR, 0o644, o); err == nil {
+						f.WriteAt(make([]byte, rng.Intn(30000)), 0)
+						f.Close()
+						c.Release()
+					}
+				case 1:
+					root.Unlink(name, false)
+				case 2, 3:
+					if c, err := root.Lookup(shared); err == nil {
+						if f, err := c.Open(unix.O_RDWR); err == nil {
+							f.WriteAt(make([]byte, rng.Intn(20000)), int64(rng.Intn(60000)))
+							f.Close()
+						}
+						c.Release()
+					}
+				case 4:
+					if c, err := root.Lookup(shared); err == nil {
+						c.SetAttr(union.SetAttr{SetSize: true, Size: uint64(rng.Intn(40000))})
+						c.Release()
+					}
+				case 5:
+					if c, err := root.Lookup("ld"); err == nil {
+						if f, err := c.Lookup(fmt.Sprintf("lf%d", rng.Intn(6))); err == nil {
+							f.SetAttr(union.SetAttr{SetMode: true, Mode: 0o600})
+							f.Release()
+						}
+						c.Release()
+					}
+				}
+				root.Release()
+				if used, q := l.Used(), l.Quota(); used.Bytes > q.Bytes+64<<10 || used.Inodes > q.Inodes {
+					done <- fmt.Errorf("usage %+v past the quota %+v", used, q)
+					return
+				}
+			}
+			done <- nil
+		}(w)
+	}
+	for w := 0; w < 4; w++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantLedgerIsDu(t, "after concurrent changes", l, upper)
+	workEmpty(t, "after concurrent changes", work)
+}
