@@ -55,6 +55,7 @@
 //     is served Handle.Union() as its Export. Tenants.CloseTenant (the
 //     control.Connections that Reset and Remove's evict calls) closes the
 //     tenant's connections.
+//
 //  2. `union9p serve --lower ... --tenants DIR --control SOCK --listen
 //     ADDR,tenant=NAME` (cmd/union9p/servetenants.go) opens the Registry
 //     (AutoCreate off: the listeners' tenants are added at start, others
