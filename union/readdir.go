@@ -38,6 +38,9 @@ func (f *File) ReadDir(cookie uint64, max int) ([]Dirent, error) {
 func (n *Node) listMergedCached() ([]Dirent, error) {
 	u := n.u
 	n.refreshUpper()
+	if ents, handled, err := n.listSharedCached(); handled {
+		return ents, err
+	}
 	key, ok := n.listingKey()
 	if !ok {
 		return n.listMerged()

@@ -68,16 +68,17 @@
 //     so a change past the quota answers EDQUOT with nothing made, and
 //     the ledger equals Measure (and du) whenever the union is idle.
 //
-// Still to do:
+//  4. The tenants share one lower side: Open opens a union.LowerSet over
+//     Config.Lowers once, and every tenant's union is opened with it
+//     (lower directory descriptors, the names of lower directories,
+//     stable-id numbering, listings of directories without an upper
+//     part); each tenant keeps only its upper state.
 //
-//  4. union: union.Open takes paths and resolves them again, so openUnion
-//     checks the layout by descriptors before and the upper's identity
-//     after. When union can open layers from descriptors (or an os.Root),
-//     pass the descriptors openLayers already checked and drop the
-//     identity check. When union can share one lower stack (lookups,
-//     listings, stable ids) between unions, openUnion should open the
-//     lowers once per Registry and give each tenant's union that stack:
-//     that is what makes a hundred tenants cost little more than one.
+// Still to do: union.Open takes paths and resolves them again, so
+// openUnion checks the layout by descriptors before and the upper's
+// identity after. When union can open an upper from descriptors (or an
+// os.Root), pass the descriptors openLayers already checked and drop the
+// identity check.
 //
 // # Concurrency
 //
