@@ -2,8 +2,8 @@ package union
 
 import (
 	"errors"
-	"slices"
 	"fmt"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
