@@ -32,8 +32,8 @@ type config struct {
 	TenantFiles   int
 	TenantCounts  []int
 	TenantServers int
-	Timeout      time.Duration
-	Keep         bool
+	Timeout       time.Duration
+	Keep          bool
 }
 
 // sectionNames lists the parts of a run, in order.
