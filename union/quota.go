@@ -148,6 +148,19 @@ func (r *reservation) added(actual int64) {
 	}
 }
 
+// addedDir is added with the size of the object the change made as name
+// in dirfd if it is a directory, whose fresh size only the host knows.
+// Other objects were reserved their exact size, and a file's may have
+// grown since by a write that charged the growth itself (the name is
+// visible to lookups that do not take nsMu). Call with nsMu held: no
+// entry can be added to the new directory meanwhile.
+func (r *reservation) addedDir(dirfd int, name string) {
+	var st unix.Stat_t
+	if r != nil && lstatAt(dirfd, name, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		r.added(st.Size)
+	}
+}
+
 // done settles the reservation: after a change that was made (ok), the
 // usage becomes what it was plus add minus free; after one that was not,
 // the reservation is given back.
@@ -375,8 +388,8 @@ func (u *Union) createCounted(slot upperSlot, name string, add usage, make func(
 	}
 	w := u.watchSizes(slot.dirfd)
 	err = make()
-	if err == nil && add.inodes > 0 && lstatAt(slot.dirfd, name, &st) == nil {
-		r.added(st.Size)
+	if err == nil && add.inodes > 0 {
+		r.addedDir(slot.dirfd, name)
 	}
 	w.settle()
 	r.done(err == nil)
@@ -426,9 +439,8 @@ func (u *Union) reserveCopy(src lowerObj, mode copyMode) (*reservation, error) {
 func (u *Union) placedCounted(r *reservation, pfd int, name string, place func() error) error {
 	w := u.watchSizes(pfd)
 	err := place()
-	var st unix.Stat_t
-	if err == nil && r != nil && lstatAt(pfd, name, &st) == nil {
-		r.added(st.Size)
+	if err == nil {
+		r.addedDir(pfd, name)
 	}
 	w.settle()
 	r.done(err == nil)
@@ -448,7 +460,19 @@ func (u *Union) replaceCounted(dirfd int, name string, whiteout bool, watch []in
 	var free, add usage
 	var st unix.Stat_t
 	if lstatAt(dirfd, name, &st) == nil {
-		free = u.removedUsage(dirfd, name, &st)
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			// What its removal frees is its size now: no write may grow
+			// it between this look and the removal (the writer would
+			// charge a growth that the removal does not release).
+			l := u.sizeLock(&st)
+			l.Lock()
+			defer l.Unlock()
+			if lstatAt(dirfd, name, &st) == nil {
+				free = u.removedUsage(dirfd, name, &st)
+			}
+		} else {
+			free = u.removedUsage(dirfd, name, &st)
+		}
 	}
 	if whiteout {
 		add.inodes = 1

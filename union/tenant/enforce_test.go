@@ -335,7 +335,8 @@ func TestQuotaLedgerUnderConcurrentChanges(t *testing.T) {
 	}
 	root.Release()
 	done := make(chan error)
-	for w := 0; w < 4; w++ {
+	const workers = 4
+	for w := 0; w < workers; w++ {
 		go func(w int) {
 			rng := rand.New(rand.NewSource(int64(w)))
 			for i := 0; i < 400; i++ {
@@ -346,7 +347,7 @@ func TestQuotaLedgerUnderConcurrentChanges(t *testing.T) {
 				}
 				name := fmt.Sprintf("w%d-%d", w, rng.Intn(6))
 				shared := fmt.Sprintf("s%d", rng.Intn(2))
-				switch rng.Intn(6) {
+				switch rng.Intn(8) {
 				case 0:
 					if c, f, err := root.Create(name, unix.O_RDWR, 0o644, o); err == nil {
 						f.WriteAt(make([]byte, rng.Intn(30000)), 0)
@@ -376,6 +377,13 @@ func TestQuotaLedgerUnderConcurrentChanges(t *testing.T) {
 						}
 						c.Release()
 					}
+				case 6: // remove a file others write to
+					root.Unlink(shared, false)
+				case 7:
+					if c, f, err := root.Create(shared, unix.O_RDWR, 0o644, o); err == nil {
+						f.Close()
+						c.Release()
+					}
 				}
 				root.Release()
 				if used, q := l.Used(), l.Quota(); used.Bytes > q.Bytes+64<<10 || used.Inodes > q.Inodes {
@@ -386,7 +394,7 @@ func TestQuotaLedgerUnderConcurrentChanges(t *testing.T) {
 			done <- nil
 		}(w)
 	}
-	for w := 0; w < 4; w++ {
+	for w := 0; w < workers; w++ {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
