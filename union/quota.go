@@ -65,7 +65,10 @@ import (
 // sizeLocks, chosen by inode number: writes inside the file's size share
 // it, a write that grows the file or a truncate hold it alone, so a
 // growth is read, reserved and settled without another size change in
-// between. The Quota's methods must be safe for concurrent use.
+// between. A removal of a regular file (unlink, rename over it) holds its
+// lock alone too, under nsMu (never the other way round), so that what it
+// frees is the size no write is changing. The Quota's methods must be
+// safe for concurrent use.
 
 // Quota is what a union charges its upper layer's usage to
 // (Options.Quota). Amounts passed to Reserve and Release are never
