@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= union9p
 PKGS    := ./...
 
-.PHONY: all build deps test unit vet vmtest bench bench-guest bench-layers man demo fuzz torture load clean
+.PHONY: all build deps test unit vet vmtest bench bench-tenants bench-guest bench-layers man demo fuzz torture load clean
 
 all: build
 
@@ -34,6 +34,11 @@ test: deps unit vmtest
 
 bench: build
 	$(GO) run ./test/bench -union9p $(CURDIR)/$(BIN)
+
+# One server with 1, 10 and 100 tenants against 100 separate servers
+# (RSS, live heap, attach latency of tenant 100).
+bench-tenants: build
+	$(GO) run ./test/bench -union9p $(CURDIR)/$(BIN) -sections tenants -timeout 60m
 
 # In a guest under emulation: union9p beside QEMU's own virtio-9p.
 bench-guest: build

@@ -75,7 +75,7 @@ func (n *Node) SetAttr(sa SetAttr) error {
 	}
 	isLink := n.typ == unix.S_IFLNK
 	if sa.SetSize {
-		if err := unix.Truncate(procPath(fd), int64(sa.Size)); err != nil {
+		if err := n.u.truncateCounted(fd, int64(sa.Size)); err != nil {
 			return err
 		}
 	}

@@ -140,13 +140,19 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 
 	src := lowers[0]
 	meta := mode == copyMeta && u.metacopy && n.typ == unix.S_IFREG
+	// Charged before anything is built: past the quota, EDQUOT and no copy.
+	charge, err := u.reserveCopy(src, mode)
+	if err != nil {
+		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
+	}
 	w := &workCopy{name: workName(), fd: -1}
 	defer w.close()
 	if err := u.copyObject(src, n.dataFd(), w, n.id, mode != copyEmpty, meta); err != nil {
+		charge.done(false)
 		w.discard(u.work)
 		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
-	if err := n.placeCopy(w, pfd, name); err != nil {
+	if err := n.placeCopy(w, pfd, name, charge); err != nil {
 		w.discard(u.work)
 		return -1, err
 	}
@@ -186,11 +192,17 @@ func (w *workCopy) close() {
 // placeCopy puts the finished copy w into the upper directory pfd as name
 // (a link of the O_TMPFILE, or a rename), under nsMu: if the name was
 // deleted (a whiteout) or taken while the copy was made, n is stale and
-// nothing is placed (ENOENT).
-func (n *Node) placeCopy(w *workCopy, pfd int, name string) error {
+// nothing is placed (ENOENT). It settles the copy's quota charge either
+// way.
+func (n *Node) placeCopy(w *workCopy, pfd int, name string, charge *reservation) error {
 	u := n.u
 	u.nsMu.Lock()
 	defer u.nsMu.Unlock()
+	return u.placedCounted(charge, pfd, name, func() error { return n.placeCopyLocked(w, pfd, name) })
+}
+
+func (n *Node) placeCopyLocked(w *workCopy, pfd int, name string) error {
+	u := n.u
 	var st unix.Stat_t
 	if err := lstatAt(pfd, name, &st); err != unix.ENOENT {
 		if err != nil {

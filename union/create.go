@@ -12,7 +12,9 @@ import (
 // (dirfd, name) without following links; then sets owner and mode and
 // returns its Node. Over a whiteout the object is built in the work
 // directory and swapped in, and a directory is made opaque.
-func (n *Node) create(name string, mode uint32, o Owner, build func(dirfd int, name string) error) (*Node, error) {
+// size is what the new object's st_size will be (a symlink's target
+// length), for the quota (quota.go).
+func (n *Node) create(name string, mode uint32, size int64, o Owner, build func(dirfd int, name string) error) (*Node, error) {
 	u := n.u
 	pfd, err := n.upperDirFor(name)
 	if err != nil {
@@ -22,7 +24,9 @@ func (n *Node) create(name string, mode uint32, o Owner, build func(dirfd int, n
 	u.nsMu.Lock()
 	slot, err := n.slotFor(pfd, name)
 	if err == nil {
-		err = u.createLocked(slot, name, mode, o, build)
+		err = u.createCounted(slot, name, u.newObjectUsage(mode&unix.S_IFMT, size), func() error {
+			return u.createLocked(slot, name, mode, o, build)
+		})
 	}
 	u.nsMu.Unlock()
 	if err != nil {
@@ -132,12 +136,14 @@ func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *Fil
 	}
 	if slot.whiteout {
 		// Replacing a marker takes the work directory; not the common case.
-		err := u.createLocked(slot, name, mode, o, func(dirfd int, name string) error {
-			fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-			if err != nil {
-				return err
-			}
-			return unix.Close(fd)
+		err := u.createCounted(slot, name, u.newObjectUsage(unix.S_IFREG, 0), func() error {
+			return u.createLocked(slot, name, mode, o, func(dirfd int, name string) error {
+				fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+				if err != nil {
+					return err
+				}
+				return unix.Close(fd)
+			})
 		})
 		u.nsMu.Unlock()
 		if err != nil {
@@ -156,7 +162,11 @@ func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *Fil
 	}
 	// The common case, in as few host calls as the result needs: the
 	// descriptor the file is created with is the one the client uses.
-	fd, err := unix.Openat(pfd, name, openFlags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	var fd int
+	err = u.createCounted(slot, name, u.newObjectUsage(unix.S_IFREG, 0), func() error {
+		fd, err = unix.Openat(pfd, name, openFlags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		return err
+	})
 	u.nsMu.Unlock()
 	if err != nil {
 		return nil, nil, err
@@ -164,7 +174,7 @@ func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *Fil
 	c, err := n.adoptCreated(pfd, name, fd, mode, o)
 	if err != nil {
 		unix.Close(fd)
-		unix.Unlinkat(pfd, name, 0)
+		u.removeCounted(pfd, name, false)
 		return nil, nil, err
 	}
 	return c, &File{node: c.Retain(), fd: fd, flags: openFlags}, nil
@@ -194,7 +204,7 @@ func (n *Node) adoptCreated(dirfd int, name string, fd int, mode uint32, o Owner
 
 // Mkdir makes a directory.
 func (n *Node) Mkdir(name string, mode uint32, o Owner) (*Node, error) {
-	return n.create(name, unix.S_IFDIR|mode&0o7777, o, func(dirfd int, name string) error {
+	return n.create(name, unix.S_IFDIR|mode&0o7777, 0, o, func(dirfd int, name string) error {
 		return unix.Mkdirat(dirfd, name, 0o700)
 	})
 }
@@ -208,7 +218,7 @@ func (n *Node) Symlink(name, target string, o Owner) (*Node, error) {
 	case len(target) >= 4096:
 		return nil, unix.ENAMETOOLONG
 	}
-	return n.create(name, unix.S_IFLNK|0o777, o, func(dirfd int, name string) error {
+	return n.create(name, unix.S_IFLNK|0o777, int64(len(target)), o, func(dirfd int, name string) error {
 		return unix.Symlinkat(target, dirfd, name)
 	})
 }
@@ -229,7 +239,7 @@ func (n *Node) Mknod(name string, mode uint32, rdev uint64, o Owner) (*Node, err
 		// would hide it. Linux overlayfs refuses it the same way.
 		return nil, unix.EPERM
 	}
-	return n.create(name, mode, o, func(dirfd int, name string) error {
+	return n.create(name, mode, 0, o, func(dirfd int, name string) error {
 		return unix.Mknodat(dirfd, name, mode&unix.S_IFMT|0o600, int(rdev))
 	})
 }
@@ -273,14 +283,17 @@ func (n *Node) Link(target *Node, name string) (*Node, error) {
 	u.nsMu.Lock()
 	slot, err := n.slotFor(pfd, name)
 	if err == nil {
-		if !slot.whiteout {
-			err = link(pfd, name)
-		} else {
-			tmp := workName()
-			if err = link(u.work, tmp); err == nil {
-				err = u.replaceWhiteout(tmp, pfd, name, false)
+		// A new name of an inode the upper has already: no new inode.
+		err = u.createCounted(slot, name, usage{}, func() error {
+			if !slot.whiteout {
+				return link(pfd, name)
 			}
-		}
+			tmp := workName()
+			if err := link(u.work, tmp); err != nil {
+				return err
+			}
+			return u.replaceWhiteout(tmp, pfd, name, false)
+		})
 	}
 	u.nsMu.Unlock()
 	if err != nil {

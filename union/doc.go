@@ -57,6 +57,15 @@
 // is read once and kept; a lookup asks the host only in the layers whose
 // directory has the name (lowercache.go).
 //
+// Shared lowers: the lower layers and what is cached about them are a
+// LowerSet (lowerset.go). A union opened alone has its own; a server with
+// many unions over one base (tenants) opens one with OpenLowers and gives
+// it to each (Options.LowerSet), so the base is cached once.
+//
+// Quota: with Options.Quota, every change of the upper layer is charged
+// (bytes of apparent size, inodes) before it is made, and refused with
+// EDQUOT, having made nothing, past the limit (quota.go).
+//
 // Stable id: every object has a 64-bit id, unique across layers, that stays
 // the same when the object is copied up. It is built from the object's
 // filesystem (a small index per st_dev) and inode number; a copied-up object

@@ -59,7 +59,17 @@ func (n *Node) Open(flags int) (*File, error) {
 		// access time (where the server may ask so).
 		hostFlags |= unix.O_NOATIME
 	}
-	fd, err := reopen(obj, hostFlags)
+	var fd int
+	var err error
+	if write && hostFlags&unix.O_TRUNC != 0 {
+		// Truncating an upper file frees its data (quota.go).
+		err = n.u.resize(obj, func(int64) int64 { return 0 }, func() error {
+			fd, err = reopen(obj, hostFlags)
+			return err
+		})
+	} else {
+		fd, err = reopen(obj, hostFlags)
+	}
 	if err == unix.EPERM && hostFlags&unix.O_NOATIME != 0 {
 		// O_NOATIME is only for the owner (or CAP_FOWNER): it is a hint.
 		hostFlags &^= unix.O_NOATIME
@@ -98,6 +108,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	}
 	if f.flags&unix.O_ACCMODE == unix.O_RDONLY {
 		return 0, unix.EBADF
+	}
+	if u := f.node.u; u.quota.q != nil {
+		return u.writeCounted(f.fd, p, off, f.flags&unix.O_APPEND != 0)
 	}
 	return pwriteAll(f.fd, p, off)
 }

@@ -33,8 +33,9 @@ type devIndex struct {
 	devs map[uint64]uint64
 }
 
+// init numbers the union's upper filesystem, then its lowers', in the
+// index of its LowerSet (which may hold them already).
 func (d *devIndex) init(u *Union) error {
-	d.devs = make(map[uint64]uint64)
 	var fds []int
 	if u.upper != nil {
 		fds = append(fds, u.upper.fd)

@@ -83,7 +83,7 @@ func (n *Node) copyInData(empty bool) (int, error) {
 	}
 	defer unix.Close(w)
 	if empty {
-		err = unix.Ftruncate(w, 0)
+		err = u.resize(up, func(int64) int64 { return 0 }, func() error { return unix.Ftruncate(w, 0) })
 	} else {
 		err = copyDataFrom(n.dataFd(), w)
 	}

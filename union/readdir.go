@@ -37,6 +37,9 @@ func (f *File) ReadDir(cookie uint64, max int) ([]Dirent, error) {
 // when nothing that could change the listing happened since it was taken.
 func (n *Node) listMergedCached() ([]Dirent, error) {
 	u := n.u
+	if ents, handled, err := n.listSharedCached(); handled {
+		return ents, err
+	}
 	key, ok := n.listingKey()
 	if !ok {
 		return n.listMerged()

@@ -158,6 +158,16 @@ func (n *Node) renameLocked(oldName string, newDir *Node, newName string) (done 
 			return true, err
 		}
 	}
+	return true, u.replaceCounted(npfd, newName, srcNeedsWhiteout, []int{opfd, npfd}, func() error {
+		return u.renameHost(opfd, oldName, npfd, newName, srcDir, srcNeedsWhiteout)
+	})
+}
+
+// renameHost is renameLocked's change of the upper layer: it renames
+// oldName in opfd to newName in npfd, replacing what is there (a whiteout,
+// or an empty-as-merged directory), and leaves a whiteout at the old name
+// if srcNeedsWhiteout.
+func (u *Union) renameHost(opfd int, oldName string, npfd int, newName string, srcDir, srcNeedsWhiteout bool) error {
 	var st unix.Stat_t
 	dstWhiteout := false
 	if lstatAt(npfd, newName, &st) == nil {
@@ -168,12 +178,12 @@ func (n *Node) renameLocked(oldName string, newDir *Node, newName string) (done 
 			// only replaces an empty one.
 			fd, err := unix.Openat(npfd, newName, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != nil {
-				return true, err
+				return err
 			}
 			err = u.removeWhiteoutsIn(fd)
 			unix.Close(fd)
 			if err != nil {
-				return true, err
+				return err
 			}
 		}
 	}
@@ -181,24 +191,24 @@ func (n *Node) renameLocked(oldName string, newDir *Node, newName string) (done 
 	case dstWhiteout && srcDir:
 		// Swap: the whiteout lands where the source was.
 		if err := unix.Renameat2(opfd, oldName, npfd, newName, unix.RENAME_EXCHANGE); err != nil {
-			return true, err
+			return err
 		}
 		if !srcNeedsWhiteout {
-			return true, unix.Unlinkat(opfd, oldName, 0)
+			return unix.Unlinkat(opfd, oldName, 0)
 		}
-		return true, whiteout.NoteWhiteout(opfd, u.whiteoutFormat, u.ns)
+		return whiteout.NoteWhiteout(opfd, u.whiteoutFormat, u.ns)
 	case srcNeedsWhiteout && u.whiteoutFormat == whiteout.DeviceWhiteouts:
-		return true, unix.Renameat2(opfd, oldName, npfd, newName, unix.RENAME_WHITEOUT)
+		return unix.Renameat2(opfd, oldName, npfd, newName, unix.RENAME_WHITEOUT)
 	case srcNeedsWhiteout:
 		if err := unix.Renameat(opfd, oldName, npfd, newName); err != nil {
-			return true, err
+			return err
 		}
 		if err := whiteout.Make(opfd, oldName, u.whiteoutFormat, u.ns); err != nil {
-			return true, err
+			return err
 		}
-		return true, whiteout.NoteWhiteout(opfd, u.whiteoutFormat, u.ns)
+		return whiteout.NoteWhiteout(opfd, u.whiteoutFormat, u.ns)
 	default:
-		return true, unix.Renameat(opfd, oldName, npfd, newName)
+		return unix.Renameat(opfd, oldName, npfd, newName)
 	}
 }
 

@@ -31,10 +31,18 @@ type Options struct {
 	// writes a redirect (RedirectOn) or fails with EXDEV (the zero value,
 	// RedirectOff). Redirects in the layers are followed either way.
 	RedirectDir RedirectDir
+	// LowerSet, if set, is the lower side, opened once (OpenLowers) and
+	// shared with other unions; Lowers must then be empty. The union does
+	// not close it.
+	LowerSet *LowerSet
 	// Metacopy: a change of owner, mode, times or xattrs of a lower
 	// regular file copies only its metadata (see metacopy.go), as
 	// overlayfs's metacopy=on. Off (the zero value), as overlayfs.
 	Metacopy bool
+	// Quota, if set, is charged what the upper layer uses and refuses a
+	// change past its limit with EDQUOT (quota.go). It must start at the
+	// upper's current usage as tenant.Measure counts it.
+	Quota Quota
 }
 
 // Ownership is how a union stores the uid, gid and mode a client sets.
@@ -52,9 +60,14 @@ const (
 
 // Union is a layer stack. Its methods are safe for concurrent use.
 type Union struct {
-	upper  *upperLayer // nil when read-only
-	lowers []*lowerLayer
-	work   int // fd of the work directory (WORKDIR/work); -1 when read-only
+	upper  *upperLayer   // nil when read-only
+	lowers []*lowerLayer // lowerSet.layers
+
+	// lowerSet holds the lower layers and what is cached about them,
+	// shared with other unions unless ownsLowers (lowerset.go).
+	lowerSet   *LowerSet
+	ownsLowers bool
+	work       int // fd of the work directory (WORKDIR/work); -1 when read-only
 
 	// ns is the xattr namespace of the overlay markers this union writes
 	// and hides ("trusted.overlay." as root, "user.overlay." otherwise).
@@ -64,7 +77,7 @@ type Union struct {
 	redirectDir    RedirectDir
 	metacopy       bool
 	privileged     bool
-	devs           devIndex
+	devs           *devIndex // lowerSet.devs
 	copyups        copyUpLocks
 	// nsMu serializes the checks and changes of namespace operations and
 	// the final step of copy-ups (see dir.go); never held across a copy-up.
@@ -80,17 +93,23 @@ type Union struct {
 	nsGen    atomic.Uint64
 	listings listingCache
 
-	// lowerNames caches what lower directories hold (lowercache.go).
-	lowerNames nameSets
+	// lowerNames caches what lower directories hold (lowercache.go);
+	// lowerSet.names.
+	lowerNames *nameSets
 
 	lock *LayerLock // on the upper and work directories (worklock.go)
+
+	quota quotaState // usage accounting (quota.go)
 }
 
 // Open validates the options and opens the layers. Nothing is written to the
 // upper layer or the work directory until every check has passed.
 func Open(opts Options) (*Union, error) {
-	if len(opts.Lowers) == 0 && opts.Upper == "" {
+	if len(opts.Lowers) == 0 && opts.LowerSet == nil && opts.Upper == "" {
 		return nil, errors.New("union: no layers: give at least one lower or an upper")
+	}
+	if len(opts.Lowers) > 0 && opts.LowerSet != nil {
+		return nil, errors.New("union: give the lowers either as paths (Lowers) or opened (LowerSet), not both")
 	}
 	if opts.Upper != "" && opts.Workdir == "" {
 		return nil, errors.New("union: an upper layer needs a work directory (workdir)")
@@ -116,36 +135,13 @@ func Open(opts Options) (*Union, error) {
 		u.ns, u.whiteoutFormat = whiteout.User, whiteout.XattrWhiteouts
 	}
 
-	var abs []string
-	check := func(role, dir string) (string, error) {
-		if dir == "" {
-			// filepath.Abs would make it the current directory.
-			return "", fmt.Errorf("union: empty %s (an empty element in lowerdir=A::B?)", role)
-		}
-		a, err := filepath.Abs(dir)
-		if err != nil {
-			return "", fmt.Errorf("union: %s %q: %w", role, dir, err)
-		}
-		a, err = filepath.EvalSymlinks(a)
-		if err != nil {
-			return "", fmt.Errorf("union: %s %q: %w", role, dir, err)
-		}
-		fi, err := os.Stat(a)
-		if err != nil {
-			return "", fmt.Errorf("union: %s %q: %w", role, dir, err)
-		}
-		if !fi.IsDir() {
-			return "", fmt.Errorf("union: %s %q is not a directory", role, dir)
-		}
-		return a, nil
-	}
 	var upperAbs, workAbs string
 	var err error
 	if opts.Upper != "" {
-		if upperAbs, err = check("upperdir", opts.Upper); err != nil {
+		if upperAbs, err = checkLayerDir("upperdir", opts.Upper); err != nil {
 			return nil, err
 		}
-		if workAbs, err = check("workdir", opts.Workdir); err != nil {
+		if workAbs, err = checkLayerDir("workdir", opts.Workdir); err != nil {
 			return nil, err
 		}
 		if within(workAbs, upperAbs) || within(upperAbs, workAbs) {
@@ -162,8 +158,13 @@ func Open(opts Options) (*Union, error) {
 			return nil, fmt.Errorf("union: workdir %q is not on the same filesystem as upperdir %q", opts.Workdir, opts.Upper)
 		}
 	}
-	for _, l := range opts.Lowers {
-		a, err := check("lowerdir", l)
+	lowerPaths := opts.Lowers
+	if opts.LowerSet != nil {
+		lowerPaths = opts.LowerSet.paths
+	}
+	var abs []string
+	for _, l := range lowerPaths {
+		a, err := checkLayerDir("lowerdir", l)
 		if err != nil {
 			return nil, err
 		}
@@ -182,13 +183,18 @@ func Open(opts Options) (*Union, error) {
 			u.Close()
 		}
 	}()
-	for i, a := range abs {
-		l, err := openLowerLayer(a, i+1)
-		if err != nil {
-			return nil, fmt.Errorf("union: lowerdir %q: %w", opts.Lowers[i], err)
+	u.lowerSet = opts.LowerSet
+	if u.lowerSet == nil {
+		// A union of its own: the upper's filesystem is numbered first in
+		// stable ids, as OpenLowers's sameFS.
+		if u.lowerSet, err = openLowers(abs, opts.Lowers, upperAbs); err != nil {
+			return nil, err
 		}
-		u.lowers = append(u.lowers, l)
+		u.ownsLowers = true
 	}
+	u.lowers = u.lowerSet.layers
+	u.devs = &u.lowerSet.devs
+	u.lowerNames = &u.lowerSet.names
 	if upperAbs != "" {
 		// Before anything is written: another process may be using them.
 		if u.lock, err = LockLayers(upperAbs, workAbs); err != nil {
@@ -203,6 +209,9 @@ func Open(opts Options) (*Union, error) {
 			return nil, fmt.Errorf("union: workdir %q: %w", opts.Workdir, err)
 		}
 	}
+	if err := u.initQuota(opts.Quota); err != nil {
+		return nil, fmt.Errorf("union: workdir %q: %w", opts.Workdir, err)
+	}
 	if err := u.devs.init(u); err != nil {
 		return nil, err
 	}
@@ -211,6 +220,31 @@ func Open(opts Options) (*Union, error) {
 	}
 	ok = true
 	return u, nil
+}
+
+// checkLayerDir resolves a layer directory's path (absolute, symbolic
+// links resolved) and checks it is a directory.
+func checkLayerDir(role, dir string) (string, error) {
+	if dir == "" {
+		// filepath.Abs would make it the current directory.
+		return "", fmt.Errorf("union: empty %s (an empty element in lowerdir=A::B?)", role)
+	}
+	a, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("union: %s %q: %w", role, dir, err)
+	}
+	a, err = filepath.EvalSymlinks(a)
+	if err != nil {
+		return "", fmt.Errorf("union: %s %q: %w", role, dir, err)
+	}
+	fi, err := os.Stat(a)
+	if err != nil {
+		return "", fmt.Errorf("union: %s %q: %w", role, dir, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("union: %s %q is not a directory", role, dir)
+	}
+	return a, nil
 }
 
 // within reports whether path p is dir or lies below it.
@@ -227,8 +261,8 @@ func (u *Union) ReadOnly() bool { return u.upper == nil }
 // Close closes the layers. Nodes must not be used afterwards.
 func (u *Union) Close() error {
 	u.closeOnce.Do(func() {
-		for _, l := range u.lowers {
-			unix.Close(l.fd)
+		if u.ownsLowers {
+			u.lowerSet.Close()
 		}
 		if u.upper != nil {
 			unix.Close(u.upper.fd)

@@ -88,8 +88,15 @@ func (n *Node) lookupUnlinkable(name string, dir bool) (c *Node, err error) {
 // whiteout where a lower layer still has the name. Call with nsMu held,
 // after unlinkable.
 func (n *Node) unlinkLocked(pfd int, name string) error {
-	u := n.u
 	needWhiteout := n.lowerPositive(name)
+	return n.u.replaceCounted(pfd, name, needWhiteout, []int{pfd}, func() error {
+		return n.unlinkHost(pfd, name, needWhiteout)
+	})
+}
+
+// unlinkHost is unlinkLocked's change of the upper layer.
+func (n *Node) unlinkHost(pfd int, name string, needWhiteout bool) error {
+	u := n.u
 	var st unix.Stat_t
 	inUpper := lstatAt(pfd, name, &st) == nil && !u.isWhiteout(pfd, name, &st)
 	isDir := inUpper && st.Mode&unix.S_IFMT == unix.S_IFDIR

@@ -15,6 +15,7 @@ import (
 	"github.com/union9p/union9p/cmd/union9p/internal/sandbox"
 	"github.com/union9p/union9p/p9srv"
 	"github.com/union9p/union9p/union"
+	"github.com/union9p/union9p/union/tenant"
 	"github.com/urfave/cli/v2"
 )
 
@@ -71,6 +72,7 @@ Manage tenants with 'union9p tenant' on the --control socket.`,
 				Usage: "serve many guests: `DIR` holds one private upper per tenant (DIR/NAME/{upper,work}) over the shared --lower; every --listen then names its tenant (,tenant=NAME)"},
 			&cli.StringFlag{Name: "control", Value: defaultControl, EnvVars: []string{"UNION9P_CONTROL"},
 				Usage: "with --tenants: owner-only control `SOCKET` for `union9p tenant`"},
+			quotaFlags[0], quotaFlags[1],
 			sandboxFlag(),
 		},
 		Action: runServe,
@@ -90,6 +92,8 @@ type serveConfig struct {
 	// ("" for none, AnameTenant for a trusted listener).
 	tenants      string
 	listenTenant []string
+	// quota is the tenants' default quota (--quota, --quota-inodes).
+	quota tenant.Quota
 }
 
 func runServe(c *cli.Context) error {
@@ -229,6 +233,11 @@ func parseServeFlags(c *cli.Context) (serveConfig, error) {
 		return cfg, errors.New("no layers: give --lower DIR, --upper DIR, or -o lowerdir=DIR")
 	}
 	cfg.tenants = c.String("tenants")
+	quota, qerr := parseQuotaFlags(c, cfg.tenants != "")
+	if qerr != nil {
+		return cfg, qerr
+	}
+	cfg.quota = quota
 	if cfg.tenants != "" {
 		if err := checkTenantLayers(c, cfg.layers); err != nil {
 			return cfg, err

@@ -60,6 +60,35 @@ func splitListenTenant(spec string, tenants bool) (addr, name string, err error)
 	return addr, name, nil
 }
 
+// quotaFlags set the tenants' default quota; `union9p tenant quota` sets a
+// tenant's own.
+var quotaFlags = []cli.Flag{
+	&cli.StringFlag{Name: "quota", EnvVars: []string{"UNION9P_QUOTA"},
+		Usage: "with --tenants: default quota of a tenant's upper, in `BYTES` of apparent size (suffix K, M, G, T; default unlimited); past it, writes, creates and copy-ups fail with EDQUOT"},
+	&cli.StringFlag{Name: "quota-inodes", EnvVars: []string{"UNION9P_QUOTA_INODES"},
+		Usage: "with --tenants: default quota of a tenant's upper, in `INODES` (files, directories, links, whiteouts; default unlimited)"},
+}
+
+// parseQuotaFlags reads --quota and --quota-inodes, which need --tenants.
+func parseQuotaFlags(c *cli.Context, tenants bool) (tenant.Quota, error) {
+	var q tenant.Quota
+	var err error
+	if !tenants && (c.IsSet("quota") || c.IsSet("quota-inodes")) {
+		return q, errors.New("--quota and --quota-inodes are per tenant: they need --tenants DIR")
+	}
+	if c.IsSet("quota") {
+		if q.Bytes, err = parseSize(c.String("quota")); err != nil {
+			return q, fmt.Errorf("--quota: %w", err)
+		}
+	}
+	if c.IsSet("quota-inodes") {
+		if q.Inodes, err = parseCount(c.String("quota-inodes")); err != nil {
+			return q, fmt.Errorf("--quota-inodes: %w", err)
+		}
+	}
+	return q, nil
+}
+
 // checkTenantLayers checks the layer flags of a multi-tenant server:
 // shared lowers, no upper of its own.
 func checkTenantLayers(c *cli.Context, layers union.Options) error {
@@ -84,7 +113,8 @@ func runServeTenants(c *cli.Context, cfg serveConfig, activated []net.Listener) 
 		return fail(activated, exitUsage, errors.New("--tenants: systemd-activated sockets carry no tenant; pass them as --listen fd:N,tenant=NAME (LISTEN_FDS starts at 3)"))
 	}
 	log := slog.Default()
-	reg, err := tenant.Open(tenant.Config{Dir: cfg.tenants, Lowers: cfg.layers.Lowers, Ownership: cfg.layers.Ownership, Logger: log})
+	reg, err := tenant.Open(tenant.Config{Dir: cfg.tenants, Lowers: cfg.layers.Lowers, Ownership: cfg.layers.Ownership,
+		DefaultQuota: cfg.quota, Logger: log})
 	if err != nil {
 		return fail(nil, exitFailure, err)
 	}

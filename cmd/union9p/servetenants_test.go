@@ -26,6 +26,13 @@ type tenantsSetup struct {
 
 func startTenantsServer(t *testing.T) *tenantsSetup {
 	t.Helper()
+	return startTenantsServerWith(t, nil, nil)
+}
+
+// startTenantsServerWith is startTenantsServer with more lower files
+// (name: content) and more serve flags.
+func startTenantsServerWith(t *testing.T, lowerFiles map[string]string, flags []string) *tenantsSetup {
+	t.Helper()
 	base := t.TempDir()
 	s := &tenantsSetup{lower: filepath.Join(base, "lower"), dir: filepath.Join(base, "tenants"),
 		aSock: filepath.Join(base, "a.sock"), bSock: filepath.Join(base, "b.sock"),
@@ -33,7 +40,11 @@ func startTenantsServer(t *testing.T) *tenantsSetup {
 	if err := os.MkdirAll(filepath.Join(s.lower, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string]string{"greeting": "hello\n", "d/f": "base\n"} {
+	files := map[string]string{"greeting": "hello\n", "d/f": "base\n"}
+	for name, data := range lowerFiles {
+		files[name] = data
+	}
+	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(s.lower, name), []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -41,6 +52,7 @@ func startTenantsServer(t *testing.T) *tenantsSetup {
 	cmd := union9p("serve", "--lower", s.lower, "--tenants", s.dir, "--control", s.ctl,
 		"--listen", "unix:"+s.aSock+",tenant=a", "--listen", "unix:"+s.bSock+",tenant=b",
 		"--listen", "unix:"+s.anySock+",tenant=*")
+	cmd.Args = append(cmd.Args, flags...)
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

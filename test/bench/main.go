@@ -28,12 +28,20 @@ type config struct {
 	XFS          bool
 	StraceOps    int
 	MemoryFiles  int
-	Timeout      time.Duration
-	Keep         bool
+	// The tenants section (tenants.go).
+	TenantFiles   int
+	TenantCounts  []int
+	TenantServers int
+	Timeout       time.Duration
+	Keep          bool
 }
 
 // sectionNames lists the parts of a run, in order.
 var sectionNames = []string{"servers", "layers", "deep", "copyup", "chown", "syscalls", "memory"}
+
+// extraSections are run only when -sections names them (make
+// bench-tenants): they take long.
+var extraSections = []string{"tenants"}
 
 func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -42,7 +50,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.Plan.Duration, "duration", 300*time.Millisecond, "length of one timed round")
 	fs.DurationVar(&cfg.Plan.Warmup, "warmup", 100*time.Millisecond, "untimed round per server before each case")
 	conns := fs.String("conns", "1,4", "parallel connections, comma-separated")
-	sections := fs.String("sections", strings.Join(sectionNames, ","), "what to run: "+strings.Join(sectionNames, ","))
+	sections := fs.String("sections", strings.Join(sectionNames, ","), "what to run: "+strings.Join(append(sectionNames, extraSections...), ","))
 	fs.StringVar(&cfg.Union9p, "union9p", "", "union9p binary to measure (default: go build ./cmd/union9p)")
 	fs.StringVar(&cfg.Dir, "dir", os.TempDir(), "directory for the temporary trees (its filesystem is the one measured)")
 	sizeMiB := fs.Int64("copyup-mib", 1024, "size of the copied-up file in MiB")
@@ -50,6 +58,9 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.XFS, "xfs", true, "also measure copy-up on a reflink XFS loop image")
 	fs.IntVar(&cfg.StraceOps, "strace-ops", 500, "operations per workload counted under strace")
 	fs.IntVar(&cfg.MemoryFiles, "memory-files", 1_000_000, "distinct lower files walked by the memory section")
+	fs.IntVar(&cfg.TenantFiles, "tenants-files", 100_000, "lower files every tenant walks in the tenants section")
+	tenantCounts := fs.String("tenants-counts", "1,10,100", "tenants of the one server in the tenants section, comma-separated")
+	fs.IntVar(&cfg.TenantServers, "tenants-servers", 100, "separate servers measured beside it")
 	fs.DurationVar(&cfg.Timeout, "timeout", 25*time.Minute, "stop the whole run after this long")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temporary directory (server logs) after the run")
 	fs.Usage = func() {
@@ -70,10 +81,20 @@ func parseFlags(args []string) (config, error) {
 	cfg.Sections = map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
 		s = strings.TrimSpace(s)
-		if !contains(sectionNames, s) {
+		if !contains(sectionNames, s) && !contains(extraSections, s) {
 			return cfg, fmt.Errorf("-sections: unknown section %q", s)
 		}
 		cfg.Sections[s] = true
+	}
+	for _, f := range strings.Split(*tenantCounts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 999 {
+			return cfg, fmt.Errorf("-tenants-counts: bad count %q (1 to 999)", f)
+		}
+		cfg.TenantCounts = append(cfg.TenantCounts, n)
+	}
+	if cfg.TenantFiles < 1 || cfg.TenantServers < 1 || cfg.TenantServers > 999 {
+		return cfg, fmt.Errorf("-tenants-files and -tenants-servers must be positive (servers at most 999)")
 	}
 	if cfg.Plan.Rounds < 1 || cfg.Plan.Duration <= 0 || cfg.CopyUpRounds < 1 || *sizeMiB < 1 {
 		return cfg, fmt.Errorf("rounds, duration and sizes must be positive")
@@ -183,6 +204,11 @@ func bench(ctx context.Context, cl *cleanups, cfg config, out io.Writer) error {
 	}
 	if cfg.Sections["memory"] {
 		if err := sectionMemory(ctx, cl, cfg, filepath.Join(tmp, "memory"), out); err != nil {
+			return err
+		}
+	}
+	if cfg.Sections["tenants"] {
+		if err := sectionTenants(ctx, cl, cfg, filepath.Join(tmp, "tenants"), out); err != nil {
 			return err
 		}
 	}

@@ -249,9 +249,12 @@ func idleConn(sock string) (net.Conn, error) {
 	return nc, nil
 }
 
-// memServer is the server process of the memory section.
+// memServer is the server process of the memory section (and of the
+// tenants section).
 type memServer struct {
+	pid  int
 	sock string
+	stop func() error // stops it now (and not again at cleanup)
 	in   io.Writer
 	out  *bufio.Reader
 	mu   sync.Mutex
@@ -263,12 +266,18 @@ type memStat struct {
 }
 
 func startMemServer(cl *cleanups, lower, upper, work, sock string) (*memServer, error) {
+	return startStatServer(cl, memServerEnv, strings.Join([]string{lower, upper, work, sock}, "\n"), sock)
+}
+
+// startStatServer starts this program as a server that answers "stat" on
+// stdin (memserver.go, tenantserver.go): env=spec selects which.
+func startStatServer(cl *cleanups, env, spec, sock string) (*memServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe) // stopped by closing its stdin (cleanup), not killed
-	cmd.Env = append(os.Environ(), memServerEnv+"="+strings.Join([]string{lower, upper, work, sock}, "\n"))
+	cmd.Env = append(os.Environ(), env+"="+spec)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -281,14 +290,14 @@ func startMemServer(cl *cleanups, lower, upper, work, sock string) (*memServer, 
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	cl.add("stop the memory server", func() error {
+	stop := cl.add("stop the server "+env, func() error {
 		in.Close()
 		return cmd.Wait()
 	})
-	ms := &memServer{sock: sock, in: in, out: bufio.NewReader(outp)}
+	ms := &memServer{pid: cmd.Process.Pid, sock: sock, in: in, out: bufio.NewReader(outp), stop: stop}
 	line, err := ms.out.ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "ready" {
-		return nil, fmt.Errorf("memory server: %q %v", line, err)
+		return nil, fmt.Errorf("server %s: %q %v", env, line, err)
 	}
 	return ms, nil
 }

@@ -55,6 +55,7 @@
 //     is served Handle.Union() as its Export. Tenants.CloseTenant (the
 //     control.Connections that Reset and Remove's evict calls) closes the
 //     tenant's connections.
+//
 //  2. `union9p serve --lower ... --tenants DIR --control SOCK --listen
 //     ADDR,tenant=NAME` (cmd/union9p/servetenants.go) opens the Registry
 //     (AutoCreate off: the listeners' tenants are added at start, others
@@ -62,33 +63,22 @@
 //     control.Listen, and serves control.Server; Registry.Close runs after
 //     the 9P server has stopped.
 //
-// Still to do:
+//  3. Quotas are enforced: each tenant's union charges its Ledger through
+//     union.Options.Quota (charge.go; the rules are union/quota.go's),
+//     so a change past the quota answers EDQUOT with nothing made, and
+//     the ledger equals Measure (and du) whenever the union is idle.
 //
-//  3. union: Options gains a quota hook, e.g. `Quota interface {
-//     Charge(Usage) error; Release(Usage); Adjust(Usage) }` satisfied by
-//     *Ledger, called so that nothing is half-made:
-//     - create/mkdir/mknod/symlink: Charge 1 inode (and the symlink's
-//     target length) before the host call, Release on failure;
-//     - write/truncate/fallocate that grows a file: Charge the growth of
-//     st_size before, Release what was not written; shrinking Releases;
-//     - copy-up: Charge the copied file's size and one inode per object
-//     copied (parents included) before building the copy in the work
-//     directory, Release on failure;
-//     - unlink/rmdir: Release when the last link of the upper inode goes
-//     (nlink 1 before the unlink); a whiteout made in its place is an
-//     inode too (0 bytes);
-//     - a directory's own st_size grows as entries are added (ext4 grows
-//     it by blocks): Adjust by the parent's st_size change after the
-//     namespace change, which cannot be refused afterwards.
-//     Usage then matches Measure (and du) as the tests here check it.
-//  4. union: union.Open takes paths and resolves them again, so openUnion
-//     checks the layout by descriptors before and the upper's identity
-//     after. When union can open layers from descriptors (or an os.Root),
-//     pass the descriptors openLayers already checked and drop the
-//     identity check. When union can share one lower stack (lookups,
-//     listings, stable ids) between unions, openUnion should open the
-//     lowers once per Registry and give each tenant's union that stack:
-//     that is what makes a hundred tenants cost little more than one.
+//  4. The tenants share one lower side: Open opens a union.LowerSet over
+//     Config.Lowers once, and every tenant's union is opened with it
+//     (lower directory descriptors, the names of lower directories,
+//     stable-id numbering, listings of directories without an upper
+//     part); each tenant keeps only its upper state.
+//
+// Still to do: union.Open takes paths and resolves them again, so
+// openUnion checks the layout by descriptors before and the upper's
+// identity after. When union can open an upper from descriptors (or an
+// os.Root), pass the descriptors openLayers already checked and drop the
+// identity check.
 //
 // # Concurrency
 //

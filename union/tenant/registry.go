@@ -54,6 +54,11 @@ type Registry struct {
 	dir   string // absolute, symlinks resolved once at Open
 	dirfd int    // the tenants directory, O_PATH
 
+	// lowers is the lower side every tenant's union shares (opened once:
+	// one cache of lower lookups, listings and ids for all tenants);
+	// nil without lowers.
+	lowers *union.LowerSet
+
 	rootMode  uint32  // mode of a fresh upper (the top lower root's)
 	rootOwner *[2]int // uid, gid of a fresh upper; nil: the server's
 	log       *slog.Logger
@@ -145,6 +150,15 @@ func Open(cfg Config) (*Registry, error) {
 	if err := r.load(); err != nil {
 		unix.Close(r.dirfd)
 		return nil, err
+	}
+	if len(cfg.Lowers) > 0 {
+		// The tenants' uppers are on the tenants directory's filesystem
+		// (layout.go), which is numbered first in stable ids, as a
+		// union of its own numbers its upper's.
+		if r.lowers, err = union.OpenLowers(cfg.Lowers, r.dir); err != nil {
+			unix.Close(r.dirfd)
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -337,7 +351,7 @@ func (r *Registry) Acquire(ctx context.Context, name string) (*Handle, error) {
 			t.busy = make(chan struct{})
 			r.ops.Add(1) // not closed: checked above, under the same lock
 			r.mu.Unlock()
-			u, err := r.openUnion(name)
+			u, err := r.openUnion(name, t.ledger)
 			r.ops.Done()
 			r.mu.Lock()
 			close(t.busy)
@@ -361,7 +375,11 @@ func (r *Registry) Acquire(ctx context.Context, name string) (*Handle, error) {
 // upper's identity compared afterwards: a tenant directory swapped for a
 // symbolic link is refused. (The window between the two checks closes when
 // union can open layers from descriptors; see doc.go.)
-func (r *Registry) openUnion(name string) (*union.Union, error) {
+//
+// The union charges the tenant's ledger, which holds the upper's usage as
+// counted at load or at the last reset: nothing changes the upper between
+// that count and this open (the tenant is busy meanwhile).
+func (r *Registry) openUnion(name string, ledger *Ledger) (*union.Union, error) {
 	l, err := r.openLayers(name)
 	if err != nil {
 		return nil, err
@@ -372,12 +390,16 @@ func (r *Registry) openUnion(name string) (*union.Union, error) {
 		return nil, err
 	}
 	upper := filepath.Join(r.dir, name, upperName)
-	u, err := union.Open(union.Options{
-		Lowers:    r.cfg.Lowers,
+	opts := union.Options{
 		Upper:     upper,
 		Workdir:   filepath.Join(r.dir, name, workName),
 		Ownership: r.cfg.Ownership,
-	})
+		Quota:     charger{ledger},
+	}
+	if r.lowers != nil {
+		opts.LowerSet = r.lowers
+	}
+	u, err := union.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)
 	}
@@ -645,6 +667,9 @@ func (r *Registry) Close() error {
 			t.u.Close()
 			t.u = nil
 		}
+	}
+	if r.lowers != nil {
+		r.lowers.Close()
 	}
 	return unix.Close(r.dirfd)
 }
