@@ -360,3 +360,25 @@ func (f *fdConn) pending() bool {
 	n, err := unix.IoctlGetInt(f.fd, unix.TIOCINQ)
 	return err != nil || n > 0
 }
+
+// sizeSendBuffer makes room in the socket's send buffer for two frames of
+// msize bytes, so that a response is one write(2) and no wait even at
+// msize 1 MiB (a unix socket's default room is about 200 KiB, which made
+// a 1 MiB Rread five writes and four waits for the client to drain). As
+// root the system's cap (net.core.wmem_max) is passed by; otherwise the
+// buffer grows as far as the cap allows. The memory is the kernel's and
+// used only while the client has not read its responses.
+func (f *fdConn) sizeSendBuffer(msize int) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed.Load() {
+		return
+	}
+	want := 2 * msize
+	if cur, err := unix.GetsockoptInt(f.fd, unix.SOL_SOCKET, unix.SO_SNDBUF); err != nil || cur >= want {
+		return
+	}
+	if unix.SetsockoptInt(f.fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, want) != nil {
+		unix.SetsockoptInt(f.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, want)
+	}
+}
