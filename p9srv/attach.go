@@ -26,6 +26,9 @@ func (c *conn) version(r *request) {
 		version = "unknown"
 	} else {
 		c.msize.Store(msize)
+		if f, ok := c.rw.(*fdConn); ok {
+			f.sizeSendBuffer(int(msize))
+		}
 	}
 	if c.srv.cfg.Trace {
 		c.log.Info("9p recv", "type", "Tversion", "tag", r.tag, "msize", m.Msize, "version", m.Version)

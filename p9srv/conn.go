@@ -22,7 +22,7 @@ import (
 // Reading and handling: the reader reads a frame and decodes it. When the
 // client has sent nothing more yet (the usual case for a client waiting
 // on each answer), the reader handles the request itself, saving a hand-
-// off between goroutines; if that takes long (a copy-up, a slow disk) and
+// off between goroutines (requests of bounded work, see quick, always); if that takes long (a copy-up, a slow disk) and
 // the client has sent more meanwhile, the server's watchdog starts a new
 // reader so the connection's other requests are not held up. When more frames are already buffered, the request goes
 // to a handler goroutine. Every request in hand holds one of the
@@ -70,6 +70,9 @@ type conn struct {
 }
 
 func newConn(s *Server, rw io.ReadWriteCloser, x Export, st *unionState) *conn {
+	if f := newFDConn(rw); f != nil {
+		rw = f
+	}
 	c := &conn{srv: s, rw: rw, id: connCounter.Add(1), exp: x, st: st,
 		br:       bufio.NewReaderSize(rw, 16<<10),
 		slots:    make(chan struct{}, s.handlers),
@@ -150,6 +153,12 @@ func (c *conn) readLoop() {
 		}
 		c.slots <- struct{}{}
 		c.hands.Add(1)
+		if c.quick(r) {
+			// Bounded work: handled here even when more requests are
+			// buffered, with no hand-over to another goroutine.
+			c.handle(r)
+			continue
+		}
 		if c.br.Buffered() == 0 {
 			start := c.srv.watch.begin(c)
 			c.handle(r)
@@ -363,6 +372,10 @@ func (c *conn) closeConn() {
 // Requests already read are still answered.
 func (c *conn) stopReading() {
 	c.stop.Store(true)
+	if f, ok := c.rw.(*fdConn); ok {
+		f.stopReading()
+		return
+	}
 	if d, ok := c.rw.(interface{ SetReadDeadline(time.Time) error }); ok {
 		if d.SetReadDeadline(time.Now()) == nil {
 			return

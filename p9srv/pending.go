@@ -17,6 +17,9 @@ import (
 // reports true: the reader is then replaced as soon as the request is
 // slow.
 func pendingFunc(rw io.ReadWriteCloser) func() bool {
+	if f, ok := rw.(*fdConn); ok {
+		return f.pending
+	}
 	sc, ok := rw.(syscall.Conn)
 	if !ok {
 		return func() bool { return true }

@@ -80,7 +80,7 @@ func (ts *Tenants) CloseTenant(name string) {
 	}
 	ts.mu.Unlock()
 	for _, nc := range conns {
-		nc.Close()
+		closeClient(nc)
 	}
 }
 

@@ -1,0 +1,54 @@
+package p9srv
+
+import (
+	"github.com/union9p/union9p/p9srv/wire"
+	"golang.org/x/sys/unix"
+)
+
+// quick reports whether r is a request the reader may handle itself
+// without the watchdog watching: one that does a bounded amount of host
+// work and never waits on anything but the host's file systems (no
+// copy-up, no lock wait, no fsync, no FIFO or device that may block).
+//
+// Why: the watchdog (watchdog.go) must tick while a reader handles a
+// request, and each tick wakes a thread and keeps the Go scheduler's
+// monitor busy; for the requests a client sends most (walk, getattr,
+// clunk, statfs, readdir, reads of files) that costs more than the
+// request. Everything else still goes through the watchdog, so a slow
+// request never holds up the connection for long.
+func (c *conn) quick(r *request) bool {
+	switch m := r.msg.(type) {
+	case *wire.TwalkReq, *wire.TgetattrReq, *wire.TstatfsReq, *wire.TclunkReq,
+		*wire.TreadlinkReq, *wire.TxattrwalkReq, *wire.TreaddirReq:
+		// Tclunk may end a Txattrcreate (a setxattr, which may copy up):
+		// see below.
+		if m, ok := m.(*wire.TclunkReq); ok {
+			return c.fidIsPlain(m.Fid, false)
+		}
+		return true
+	case *wire.TlopenReq:
+		// Reading opens no copy-up; a FIFO's open may wait for a writer.
+		return m.Flags&(wire.OAccMode|dotlTrunc) == wire.ORdonly && c.fidIsPlain(m.Fid, true)
+	case *wire.TreadReq:
+		// A FIFO's or a device's read may wait.
+		return c.fidIsPlain(m.Fid, true)
+	}
+	return false
+}
+
+// fidIsPlain reports whether fid num exists, has no xattr write pending
+// and (with fileOrDir) stands on a regular file or a directory.
+func (c *conn) fidIsPlain(num uint32, fileOrDir bool) bool {
+	f := c.fids.get(num)
+	if f == nil {
+		return true // answered at once with EBADF
+	}
+	defer c.putFid(f)
+	f.mu.Lock()
+	pending := f.xattrWrite != nil
+	f.mu.Unlock()
+	if pending {
+		return false
+	}
+	return !fileOrDir || f.typ == unix.S_IFREG || f.typ == unix.S_IFDIR || f.node == nil
+}
