@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/union9p/union9p/p9srv"
 	"github.com/union9p/union9p/union/tenant"
@@ -23,6 +24,11 @@ import (
 
 // attachSuffix names the attach socket: CONTROL.attach.
 const attachSuffix = ".attach"
+
+// attachKeepAlive is the idle time after which an attached TCP connection
+// is probed (three probes, a third of it apart): a guest gone without a
+// word is noticed within twice this.
+const attachKeepAlive = 15 * time.Second
 
 // attachPath is the attach socket of the server whose control socket is
 // ctlPath.
@@ -57,6 +63,12 @@ func (a *tenantAttach) attach(name string, conn net.Conn) error {
 	}
 	if !found {
 		return fmt.Errorf("tenant %s: %w (add it with: union9p tenant add %s)", name, tenant.ErrNotFound, name)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		// A guest on a tap vanishes without a FIN when QEMU exits, and
+		// its namespace keeps the connection established for good: the
+		// probes find it gone and free its fids and tenant handle.
+		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: attachKeepAlive, Interval: attachKeepAlive / 3, Count: 3})
 	}
 	a.mu.Lock()
 	q := a.queues[name]
