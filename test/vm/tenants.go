@@ -244,6 +244,20 @@ func runTenantGuests(ctx context.Context, union9p, kernel, initrd, dir string, v
 		}
 		g.mu.Unlock()
 	}
+	// The guests are gone: so are their connections (fids, tenant handles).
+	released := func() error {
+		for _, name := range []string{"writer", "reader"} {
+			if n, err := tenantConnections(tenantCmd, name); err != nil || n != 0 {
+				return fmt.Errorf("tenant %s: %d connections (%v), want 0", name, n, err)
+			}
+		}
+		return nil
+	}
+	if waitFor(ctx, 45*time.Second, func() bool { return released() == nil }) != nil {
+		check("connections-released-after-guests-exit", released())
+	} else {
+		check("connections-released-after-guests-exit", nil)
+	}
 	select {
 	case <-srvExited:
 		check("one-server-throughout", errors.New("the tenant server exited during the run"))
@@ -261,29 +275,35 @@ func runTenantGuests(ctx context.Context, union9p, kernel, initrd, dir string, v
 	fmt.Printf("vmtest: two guests on one server ran %v\n", time.Since(start).Round(time.Millisecond))
 }
 
-// wantConnections checks that `tenant list --json` shows name with a
-// connection.
-func wantConnections(tenantCmd func(...string) (string, error), name string) error {
+// tenantConnections returns the connections `tenant list --json` shows
+// for name.
+func tenantConnections(tenantCmd func(...string) (string, error), name string) (int, error) {
 	out, err := tenantCmd("list", "--json")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var list []struct {
 		Name        string `json:"name"`
 		Connections int    `json:"connections"`
 	}
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		return fmt.Errorf("tenant list --json: %v: %s", err, out)
+		return 0, fmt.Errorf("tenant list --json: %v: %s", err, out)
 	}
 	for _, in := range list {
 		if in.Name == name {
-			if in.Connections < 1 {
-				return fmt.Errorf("tenant %s has %d connections, want its guest's", name, in.Connections)
-			}
-			return nil
+			return in.Connections, nil
 		}
 	}
-	return fmt.Errorf("tenant %s not listed: %s", name, out)
+	return 0, fmt.Errorf("tenant %s not listed: %s", name, out)
+}
+
+// wantConnections checks that name has its guest's connection.
+func wantConnections(tenantCmd func(...string) (string, error), name string) error {
+	n, err := tenantConnections(tenantCmd, name)
+	if err == nil && n < 1 {
+		err = fmt.Errorf("tenant %s has %d connections, want its guest's", name, n)
+	}
+	return err
 }
 
 // expectUpper checks that the top level and dir/ of upper hold exactly
