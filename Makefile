@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= union9p
 PKGS    := ./...
 
-.PHONY: all build deps test unit vet vmtest bench bench-tenants bench-guest bench-layers man demo fuzz torture load clean
+.PHONY: all build deps test unit vet vmtest bench bench-tenants bench-guest bench-layers man demo demo-tenants fuzz torture load clean
 
 all: build
 
@@ -58,6 +58,10 @@ man: build
 
 demo: build
 	$(GO) run ./test/vm/demo
+
+# Two guests booting from two tenants of one server over one base.
+demo-tenants: build
+	$(GO) run ./test/vm/demo -tenants
 
 # Longer fuzzing than the seed corpora run in `unit`: whole frames through
 # a server, the typed request decoder alone, and sequences of union

@@ -155,7 +155,12 @@ func receiveConn(c *net.UnixConn) (net.Conn, error) {
 	for _, fd := range fds[1:] {
 		unix.Close(fd)
 	}
-	fd := fds[0]
+	return streamConn(fds[0])
+}
+
+// streamConn makes a net.Conn of a received descriptor, which must be a
+// stream socket (it is closed otherwise).
+func streamConn(fd int) (net.Conn, error) {
 	unix.CloseOnExec(fd)
 	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
 		unix.Close(fd)

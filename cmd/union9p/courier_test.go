@@ -24,6 +24,12 @@ import (
 // the other end (the guest's side) and the courier's exit error.
 func guestConn(t *testing.T, pass string) (net.Conn, error) {
 	t.Helper()
+	return guestConnVia(t, "qemu-courier", pass)
+}
+
+// guestConnVia is guestConn with the courier's command line given.
+func guestConnVia(t *testing.T, courierArgs ...string) (net.Conn, error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +50,7 @@ func guestConn(t *testing.T, pass string) (net.Conn, error) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	courier := union9p("qemu-courier", pass)
+	courier := union9p(courierArgs...)
 	courier.Stdin, courier.Stdout, courier.Stderr = f, f, f
 	return guest, courier.Run()
 }

@@ -41,7 +41,7 @@ func qemuCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "qemu",
 		Usage:     "run a QEMU guest with unions served to it",
-		ArgsUsage: "[--transport auto|tcp|tap|serial|...,serial] [--name NAME] SERVE-FLAGS... [--next [--name NAME] SERVE-FLAGS...]... -- QEMU-COMMAND...",
+		ArgsUsage: "[--transport auto|tcp|tap|serial|...,serial] [--control SOCKET] [--name NAME] SERVE-FLAGS...|--tenant TENANT [--next [--name NAME] SERVE-FLAGS...|--tenant TENANT]... -- QEMU-COMMAND...",
 		Description: `SERVE-FLAGS are those of "union9p serve" (--lower, --upper, --workdir, -o, ...)
 except --listen. NAME defaults to 0, 1, ...; in the guest, mount a union with
   union9p guest-mount NAME DIR
@@ -56,8 +56,17 @@ except --listen. NAME defaults to 0, 1, ...; in the guest, mount a union with
           the host kernel's with 64 KiB segments instead of QEMU's user net.
   serial  a virtio-serial port union9p.NAME; guest-mount relays it to the
           kernel (trans=fd). Slower; needs only virtio_console.
+--tenant TENANT, instead of SERVE-FLAGS: the union is tenant TENANT of a running
+"union9p serve --tenants DIR" whose control socket is --control (before the
+first union; default $UNION9P_CONTROL or /run/union9p/control.sock): no server
+is started, and any number of guests share that one server. The guest's
+connections reach the tenant through the server's owner-only attach socket
+(CONTROL.attach); the guest cannot choose another tenant. "union9p tenant reset
+TENANT" ends the guest's connections; mount again to see the pristine base.
 Example:
   union9p qemu --name root --lower base --upper up --workdir work -- \
+    qemu-system-x86_64 -nographic -kernel vmlinuz -initrd initrd.gz
+  union9p qemu --control /run/union9p/control.sock --name root --tenant alice -- \
     qemu-system-x86_64 -nographic -kernel vmlinuz -initrd initrd.gz`,
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
@@ -81,10 +90,12 @@ Example:
 	}
 }
 
-// qemuUnion is one union to serve: the port name and the serve flags.
+// qemuUnion is one union to serve: the port name and the serve flags,
+// or the tenant of a running server it attaches to (qemutenant.go).
 type qemuUnion struct {
-	name  string
-	serve []string
+	name   string
+	serve  []string
+	tenant string
 }
 
 // transports says which transports `union9p qemu` gives the guest.
@@ -123,22 +134,23 @@ func btoi(b bool) int {
 }
 
 // parseQemuArgs splits the command line at --next and --; --transport
-// may come first.
+// and --control may come first.
 func parseQemuArgs(args []string) (transports, []qemuUnion, []string, error) {
 	tr := transports{auto: true}
-	switch {
-	case len(args) >= 2 && args[0] == "--transport":
+	for {
+		opt, val, rest, ok := leadingOption(args, "--transport", "--control")
+		if !ok {
+			break
+		}
+		args = rest
+		if opt == "--control" {
+			qemuControl = val
+			continue
+		}
 		var err error
-		if tr, err = parseTransports(args[1]); err != nil {
+		if tr, err = parseTransports(val); err != nil {
 			return tr, nil, nil, err
 		}
-		args = args[2:]
-	case len(args) >= 1 && strings.HasPrefix(args[0], "--transport="):
-		var err error
-		if tr, err = parseTransports(strings.TrimPrefix(args[0], "--transport=")); err != nil {
-			return tr, nil, nil, err
-		}
-		args = args[1:]
 	}
 	unions, qemuArgs, err := splitQemuArgs(args)
 	return tr, unions, qemuArgs, err
@@ -159,8 +171,11 @@ func splitQemuArgs(args []string) ([]qemuUnion, []string, error) {
 	var unions []qemuUnion
 	cur := qemuUnion{}
 	flush := func() error {
-		if len(cur.serve) == 0 {
-			return errors.New("a union without serve flags")
+		if err := checkTenantUnion(cur); err != nil {
+			return err
+		}
+		if len(cur.serve) == 0 && cur.tenant == "" {
+			return errors.New("a union without serve flags (or --tenant NAME)")
 		}
 		if cur.name == "" {
 			cur.name = fmt.Sprint(len(unions))
@@ -181,6 +196,13 @@ func splitQemuArgs(args []string) ([]qemuUnion, []string, error) {
 			cur.name = args[i]
 		case strings.HasPrefix(a, "--name="):
 			cur.name = strings.TrimPrefix(a, "--name=")
+		case a == "--tenant" && i+1 < sep:
+			i++
+			cur.tenant = args[i]
+		case strings.HasPrefix(a, "--tenant="):
+			cur.tenant = strings.TrimPrefix(a, "--tenant=")
+		case a == "--control" || strings.HasPrefix(a, "--control="):
+			return nil, nil, errors.New("--control comes before the first union")
 		case a == "--listen" || strings.HasPrefix(a, "--listen="):
 			return nil, nil, errors.New("--listen is chosen by union9p qemu")
 		case a == "--transport" || strings.HasPrefix(a, "--transport="):
@@ -238,12 +260,28 @@ func runQemu(tr transports, unions []qemuUnion, qemuArgs []string) (int, error) 
 		tr.tcp = true
 	}
 
+	if err := checkTenants(unions); err != nil {
+		return 0, err
+	}
 	var servers []*qemuServer
 	defer func() { stopServers(servers) }()
 	var ports []qemu.SerialPort
 	var nets []qemu.NetUnion
 	var names []string
 	for i, u := range unions {
+		if u.tenant != "" {
+			var tapLn *os.File
+			if tr.tap {
+				tapLn = tap.Listeners[i]
+			}
+			n, p, err := attachTenant(tr, u, dir, self, tapLn)
+			if err != nil {
+				return 0, err
+			}
+			nets, ports = append(nets, n...), append(ports, p...)
+			names = append(names, u.name)
+			continue
+		}
 		sock := filepath.Join(dir, u.name+".sock")
 		pass := filepath.Join(dir, u.name+".pass")
 		var listen, wait []string
@@ -435,11 +473,16 @@ func qemuCourierCommand() *cli.Command {
 		Name:   "qemu-courier",
 		Hidden: true,
 		Usage:  "internal: hand the connection on stdin to the server at PASS-SOCKET (run by QEMU)",
+		Flags:  []cli.Flag{&cli.StringFlag{Name: "tenant", Usage: "PASS-SOCKET is a tenant server's attach socket; the connection is this tenant's"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return cli.Exit("", 2)
 			}
-			if err := qemu.PassFD(c.Args().First(), 0); err != nil {
+			pass := qemu.PassFD
+			if name := c.String("tenant"); name != "" {
+				pass = func(path string, fd int) error { return qemu.AttachFD(path, name, fd) }
+			}
+			if err := pass(c.Args().First(), 0); err != nil {
 				// No one to tell but the guest, which must not get
 				// text: it sees the connection close.
 				return cli.Exit("", 1)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/union9p/union9p/p9srv"
 	"github.com/union9p/union9p/p9srv/control"
+	"github.com/union9p/union9p/qemu"
 	"github.com/union9p/union9p/union"
 	"github.com/union9p/union9p/union/tenant"
 	"github.com/urfave/cli/v2"
@@ -143,6 +144,11 @@ func runServeTenants(c *cli.Context, cfg serveConfig, activated []net.Listener) 
 	if err != nil {
 		return fail(nil, exitFailure, err)
 	}
+	attLn, err := control.Listen(attachPath(ctlPath))
+	if err != nil {
+		return fail([]net.Listener{ctlLn}, exitFailure, err)
+	}
+	defer attLn.Close()
 	var listeners []net.Listener
 	for _, spec := range cfg.listen {
 		ln, err := listenTenant(spec)
@@ -175,6 +181,8 @@ func runServeTenants(c *cli.Context, cfg serveConfig, activated []net.Listener) 
 		}()
 	}
 	log.Info("control socket", "path", ctlPath)
+	att := &tenantAttach{reg: reg, srv: srv, ts: ts, ctx: ctx, wg: &wg, log: log}
+	go qemu.ServeAttach(attLn.(qemu.UnixAcceptor), att.attach)
 	go func() {
 		if err := ctl.Serve(ctlLn); err != nil {
 			failed <- fmt.Errorf("control socket %s: %w", ctlPath, err)
@@ -192,6 +200,7 @@ func runServeTenants(c *cli.Context, cfg serveConfig, activated []net.Listener) 
 	// end; then the 9P server, then (deferred) the registry.
 	ctl.Close()
 	ctlLn.Close()
+	attLn.Close()
 	return drain(srv, &wg, log, runErr)
 }
 

@@ -176,6 +176,13 @@ func run(verbose, keep bool, timeout time.Duration, memory int, binary string) i
 	}
 	t.check("host/overlayfs-reads-upper-as-guest-saw", err)
 
+	// Two guests against one tenant server (tenants.go).
+	tdir := filepath.Join(dir, "tenants-run")
+	if err := os.MkdirAll(tdir, 0o755); err != nil {
+		return fatal(err)
+	}
+	runTenantGuests(ctx, union9p, k.Image, filepath.Join(dir, "initrd.gz"), tdir, verbose, &t)
+
 	logf("total %v", time.Since(start).Round(time.Millisecond))
 	fmt.Printf("%d passed, %d failed\n", t.passed, t.failed)
 	if t.failed > 0 {

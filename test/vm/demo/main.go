@@ -35,8 +35,13 @@ import (
 
 func main() {
 	keep := flag.Bool("keep", false, "keep the work directory (base, upper, image)")
+	tenants := flag.Bool("tenants", false, "two guests on one tenant server, one writing, then a reset (tenants.go)")
 	flag.Parse()
-	if err := run(*keep); err != nil {
+	demo := run
+	if *tenants {
+		demo = runTenants
+	}
+	if err := demo(*keep); err != nil {
 		fmt.Println("demo: FAILED:", err)
 		os.Exit(1)
 	}

@@ -46,6 +46,10 @@ func main() {
 		}
 		return
 	}
+	if role := tenantRole(); role != "" {
+		runTenantGuest(role) // the two-guest part (tenant.go)
+		return
+	}
 	r := &runner{results: map[string]map[string]bool{}}
 	start := time.Now()
 	r.run()
