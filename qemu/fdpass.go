@@ -171,6 +171,7 @@ func receiveConn(c *net.UnixConn) (net.Conn, error) {
 		// Requests are small and latency-bound; the kernel client sets
 		// no delay either.
 		_ = tc.SetNoDelay(true)
+		return withQuickAck(tc), nil
 	}
 	return conn, nil
 }
