@@ -176,6 +176,7 @@ func streamConn(fd int) (net.Conn, error) {
 		// Requests are small and latency-bound; the kernel client sets
 		// no delay either.
 		_ = tc.SetNoDelay(true)
+		return withQuickAck(tc), nil
 	}
 	return conn, nil
 }

@@ -26,6 +26,9 @@
 // of that size in the content (the lower), dropping the guest's caches
 // before every run. The host prints each side's median, its ratio to
 // qemu-9p (above 1: faster) and the noise, and an environment line.
+// For the first round it also prints, per side and workload, the guest's
+// CPU use and interrupt count (inguest/cpu.go) and, for the tcp sides,
+// the frames on the union NIC: where the time goes.
 //
 // Usage (as root, from the repository):
 //
@@ -34,8 +37,7 @@
 // Emulation is slow (find | xargs stat alone costs up to 0.1 s a file on
 // the slowest sides), so the tree is scaled down by default from the
 // benchmark issue's 20000 files and 256 MiB to 100 files and 32 MiB, and
-// the output says so. tcp-loose is left out by default: its
-// page-by-page writes measured 0.1 MiB/s and would take most of the run.
+// the output says so.
 // The run is bounded by -timeout (the guest powers itself off shortly
 // before), and cleans up after itself on success, error or
 // SIGINT/SIGTERM: QEMU, the union9p servers and the temporary directory

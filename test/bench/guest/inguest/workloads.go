@@ -80,11 +80,15 @@ func (w workload) measure(s *side, round int) (float64, error) {
 		return 0, err
 	}
 	tx0, rx0, nic := nicCounts()
+	cpu0, cpuOK := readCPU()
 	start := time.Now()
 	err := w.run(s, round)
 	secs := time.Since(start).Seconds()
 	if err != nil {
 		return 0, err
+	}
+	if cpu1, ok := readCPU(); ok && cpuOK && round == 0 {
+		emit(record.FormatInfo(fmt.Sprintf("cpu-%s-%s", s.name, w.key), cpuNote(cpu0, cpu1)))
 	}
 	if tx1, rx1, _ := nicCounts(); nic && round == 0 && strings.HasPrefix(s.name, "tcp") {
 		emit(record.FormatInfo(fmt.Sprintf("packets-%s-%s", s.name, w.key), packetNote(tx0, rx0, tx1, rx1)))

@@ -11,10 +11,10 @@ type Side struct {
 // served by `union9p qemu --transport tcp,serial`; the qemu sides mount a
 // plain directory with the same content through QEMU's own virtio-9p.
 var Sides = []Side{
-	{SideTCP, "union9p, guest-mount's default: TCP over virtio-net (QEMU user net, restrict=on, guestfwd cmd: courier), socket with TCP_NODELAY handed to the kernel (trans=fd), cache=mmap, msize 1 MiB"},
+	{SideTCP, "union9p, guest-mount's default: TCP over virtio-net (the network named above: tap, or QEMU user net with restrict=on and a guestfwd cmd: courier), socket with TCP_NODELAY handed to the kernel (trans=fd), cache=mmap, msize 1 MiB"},
 	{"tcp-kernel", "the same, but the kernel connects (trans=tcp: Nagle on)"},
 	{"tcp-512k", "the same with msize=512000"},
-	{"tcp-loose", "tcp with cache=loose"},
+	{"tcp-loose", "tcp with cache=loose (like for like: qemu-9p-loose)"},
 	{"relay", "union9p over a virtio-serial port, guest-mount's relay (read/write) and trans=fd, cache=mmap, msize=512000"},
 	{"relay-splice", "the same relay with guest-to-host splice(2) and 1 MiB reads"},
 	{SideReference, "QEMU's virtio-9p (-virtfs local, passthrough), trans=virtio, cache=mmap, msize=512000"},
