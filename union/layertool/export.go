@@ -17,7 +17,7 @@ import (
 // whose whiteouts are ".wh.NAME" files and whose opaque directories hold
 // ".wh..wh..opq". Owners, modes (setuid included), nanosecond mtimes,
 // xattrs (SCHILY.xattr.*, private ones left out) and hard links within the
-// upper are kept; owners kept as mapped xattrs are exported as the owners
+// upper are kept; sparse files stay sparse (export_sparse.go); owners kept as mapped xattrs are exported as the owners
 // clients see. Sockets cannot be held by tar and are skipped (counted).
 //
 // The output is deterministic: entries in byte order of their paths, no
@@ -56,7 +56,7 @@ func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
 		return ExportStats{}, err
 	}
 	bw := bufio.NewWriterSize(out, 256<<10)
-	e := &exporter{s: s, tw: tar.NewWriter(bw), opts: opts, links: map[fileKey]string{},
+	e := &exporter{s: s, tw: tar.NewWriter(bw), bw: bw, opts: opts, links: map[fileKey]string{},
 		buf: make([]byte, 256<<10)}
 	root, err := openDirAt(s.upper.fd, ".")
 	if err != nil {
@@ -129,6 +129,7 @@ type fileKey struct{ dev, ino uint64 }
 type exporter struct {
 	s     *stack
 	tw    *tar.Writer
+	bw    *bufio.Writer // under tw: sparse entries are written here
 	opts  ExportOptions
 	links map[fileKey]string // first path of each hard-linked inode
 	stats ExportStats
@@ -280,6 +281,15 @@ func (e *exporter) seenLink(st *unix.Stat_t) bool {
 // write writes the header h and, with a descriptor f (not -1), the
 // file's bytes.
 func (e *exporter) write(h *tar.Header, f int, p string, st *unix.Stat_t) error {
+	if f >= 0 {
+		segs, err := dataSegments(f, st.Size, st.Blocks)
+		if err != nil {
+			return fmt.Errorf("/%s: finding holes: %w", p, err)
+		}
+		if segs != nil {
+			return e.writeSparse(h, f, p, segs)
+		}
+	}
 	if err := e.tw.WriteHeader(h); err != nil {
 		return fmt.Errorf("/%s: %w", p, err)
 	}
