@@ -43,14 +43,13 @@ type ExportStats struct {
 
 // Export writes the upper of l to w.
 func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
-	s, err := openStack(Layers{Upper: l.Upper, UserXattr: l.UserXattr}, true)
+	// The lowers are read only for what the upper points at: renamed
+	// directories and metadata-only copies (export_follow.go).
+	s, err := openStack(Layers{Lowers: l.Lowers, Upper: l.Upper, UserXattr: l.UserXattr}, true)
 	if err != nil {
 		return ExportStats{}, err
 	}
 	defer s.close()
-	if err := s.refuseUnfollowed("export"); err != nil {
-		return ExportStats{}, err
-	}
 	out, finish, err := compressor(w, opts.Compression)
 	if err != nil {
 		return ExportStats{}, err
@@ -65,7 +64,7 @@ func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
 	// The root's own attributes show as the merged root's: "./" first.
 	var st unix.Stat_t
 	if err = unix.Fstat(root, &st); err == nil {
-		err = e.object(s.upper.fd, ".", ".", &st)
+		err = e.object(s.upper.fd, ".", ".", &st, nil)
 	}
 	if err == nil {
 		err = e.dir("", root)
@@ -155,7 +154,33 @@ func (e *exporter) dir(p string, fd int) error {
 			}
 			continue
 		}
-		if err := e.object(fd, name, cp, &st); err != nil {
+		var data *dataSource
+		if fileType(&st) == unix.S_IFREG {
+			d, ok, err := e.metacopyData(p, fd, name)
+			if err != nil {
+				return fmt.Errorf("/%s: %w", cp, err)
+			}
+			if ok {
+				data = &d
+			}
+		}
+		if fileType(&st) == unix.S_IFDIR {
+			redirect, err := e.s.upperRedirect(fd, name)
+			if err != nil {
+				return fmt.Errorf("/%s: %w", cp, err)
+			}
+			if redirect != "" {
+				if err := e.renamed(p, fd, name, &st); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		err := e.object(fd, name, cp, &st, data)
+		if data != nil {
+			data.close()
+		}
+		if err != nil {
 			return err
 		}
 		if fileType(&st) == unix.S_IFDIR {
@@ -197,8 +222,10 @@ func (e *exporter) marker(name string, st *unix.Stat_t) error {
 	return nil
 }
 
-// object writes the header (and data) of the object name in dirfd.
-func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
+// object writes the header (and data) of the object name in dirfd; data,
+// when not nil, holds a regular file's bytes (a metadata-only copy's lower
+// file).
+func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t, data *dataSource) error {
 	var m meta
 	var err error
 	f := -1
@@ -229,7 +256,7 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
 			h.PAXRecords["SCHILY.xattr."+x.name] = string(x.value)
 		}
 	}
-	var data bool
+	var isData bool
 	if fileType(st) != unix.S_IFDIR && st.Nlink > 1 {
 		// Hard links of any type (symbolic links, FIFOs too) point at the
 		// first path of their inode in this walk's order.
@@ -261,10 +288,19 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
 		e.stats.Skipped = append(e.stats.Skipped, "/"+p)
 		return nil
 	case unix.S_IFREG:
-		h.Typeflag, h.Size, data = tar.TypeReg, st.Size, true
+		h.Typeflag, h.Size, isData = tar.TypeReg, st.Size, true
 	}
-	if !data {
+	if !isData {
 		f = -1
+	} else if data != nil {
+		df, err := openFileFd(data.dir, data.name)
+		if err != nil {
+			return fmt.Errorf("/%s: lower data: %w", p, err)
+		}
+		defer unix.Close(df)
+		dst := *st
+		dst.Blocks = data.st.Blocks // the holes are the lower file's
+		return e.write(h, df, p, &dst)
 	}
 	return e.write(h, f, p, st)
 }
