@@ -26,13 +26,18 @@ func exportCommand() *cli.Command {
 		ArgsUsage: " ",
 		Description: `Writes the upper as an OCI image layer: whiteouts as .wh.NAME files, opaque
 directories with .wh..wh..opq, owners (mapped-xattr owners as clients see
-them), modes, nanosecond mtimes, xattrs and hard links. The output is
+them), modes, nanosecond mtimes, xattrs, hard links and sparse files (PAX
+GNU sparse 1.0, which GNU tar unpacks with holes). A renamed directory
+(overlay.redirect) is written as an opaque directory with its whole merged
+content and a metadata-only copy with its lower data: an upper holding
+them needs its lowers (--lower). The output is
 deterministic: the same upper gives the same bytes; --mtime sets every
 mtime for reproducible builds. Compression is chosen with --compress or by
 the output name (.gz, .tgz, .zst).
 
 Examples:
   union9p export --upper /srv/vm1/upper -o vm1-layer.tar
+  union9p export --lower /srv/base --upper /srv/vm1/upper -o vm1-layer.tar
   union9p export --upper /srv/vm1/upper --mtime 2024-01-01T00:00:00Z -o layer.tar.zst
   union9p export --options upperdir=/srv/vm1/upper --compress gzip | ssh host union9p import - /srv/img/vm1`,
 		Flags: append(flags,

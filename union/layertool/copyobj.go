@@ -30,8 +30,9 @@ func newCopier(p Progress) *copier {
 
 // copyObject copies the non-directory name of sdir (lstat st) to name in
 // ddir. dpath is its path below the destination root, for hard links,
-// resolved through dirs.
-func (c *copier) copyObject(sdir int, name string, st *unix.Stat_t, ddir int, dpath []string, dirs *dirCache) error {
+// resolved through dirs. data, when not nil, holds a regular file's bytes
+// (a metadata-only copy's lower file).
+func (c *copier) copyObject(sdir int, name string, st *unix.Stat_t, ddir int, dpath []string, dirs *dirCache, data *dataSource) error {
 	m, err := readMeta(sdir, name, st)
 	if err != nil {
 		return err
@@ -49,7 +50,11 @@ func (c *copier) copyObject(sdir int, name string, st *unix.Stat_t, ddir int, dp
 	}
 	switch fileType(st) {
 	case unix.S_IFREG:
-		if err := c.copyData(sdir, name, ddir, name, st.Size); err != nil {
+		dd, dn := sdir, name
+		if data != nil {
+			dd, dn = data.dir, data.name
+		}
+		if err := c.copyData(dd, dn, ddir, name, st.Size); err != nil {
 			return err
 		}
 	case unix.S_IFLNK:

@@ -36,9 +36,6 @@ func Diff(l Layers, opts DiffOptions) ([]Change, error) {
 		return nil, err
 	}
 	defer s.close()
-	if err := s.refuseUnfollowed("diff"); err != nil {
-		return nil, err
-	}
 	up, err := rootView([]*layer{s.upper})
 	if err != nil {
 		return nil, err
@@ -96,7 +93,7 @@ func (d *differ) dir(p string, ufd int, before *view) error {
 			changed := true
 			if d.opts.Content {
 				lp := before.parts[old.at]
-				same, err := sameObject(ufd, &st, lp.fd, &old.st, name)
+				same, err := d.s.sameFollowed(ufd, &st, true, before, lp.fd, &old.st, name)
 				if err != nil {
 					return fmt.Errorf("%s: %w", cp, err)
 				}
@@ -107,6 +104,14 @@ func (d *differ) dir(p string, ufd int, before *view) error {
 			}
 		}
 		if fileType(&st) != unix.S_IFDIR {
+			continue
+		}
+		if redirect, err := d.s.upperRedirect(ufd, name); err != nil {
+			return fmt.Errorf("%s: %w", cp, err)
+		} else if redirect != "" {
+			if err := d.renamed(cp, ufd, name, &st, before, old, existed); err != nil {
+				return err
+			}
 			continue
 		}
 		sub, err := openDirAt(ufd, name)

@@ -17,7 +17,7 @@ import (
 // whose whiteouts are ".wh.NAME" files and whose opaque directories hold
 // ".wh..wh..opq". Owners, modes (setuid included), nanosecond mtimes,
 // xattrs (SCHILY.xattr.*, private ones left out) and hard links within the
-// upper are kept; owners kept as mapped xattrs are exported as the owners
+// upper are kept; sparse files stay sparse (export_sparse.go); owners kept as mapped xattrs are exported as the owners
 // clients see. Sockets cannot be held by tar and are skipped (counted).
 //
 // The output is deterministic: entries in byte order of their paths, no
@@ -43,20 +43,19 @@ type ExportStats struct {
 
 // Export writes the upper of l to w.
 func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
-	s, err := openStack(Layers{Upper: l.Upper, UserXattr: l.UserXattr}, true)
+	// The lowers are read only for what the upper points at: renamed
+	// directories and metadata-only copies (export_follow.go).
+	s, err := openStack(Layers{Lowers: l.Lowers, Upper: l.Upper, UserXattr: l.UserXattr}, true)
 	if err != nil {
 		return ExportStats{}, err
 	}
 	defer s.close()
-	if err := s.refuseUnfollowed("export"); err != nil {
-		return ExportStats{}, err
-	}
 	out, finish, err := compressor(w, opts.Compression)
 	if err != nil {
 		return ExportStats{}, err
 	}
 	bw := bufio.NewWriterSize(out, 256<<10)
-	e := &exporter{s: s, tw: tar.NewWriter(bw), opts: opts, links: map[fileKey]string{},
+	e := &exporter{s: s, tw: tar.NewWriter(bw), bw: bw, opts: opts, links: map[fileKey]string{},
 		buf: make([]byte, 256<<10)}
 	root, err := openDirAt(s.upper.fd, ".")
 	if err != nil {
@@ -65,7 +64,7 @@ func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
 	// The root's own attributes show as the merged root's: "./" first.
 	var st unix.Stat_t
 	if err = unix.Fstat(root, &st); err == nil {
-		err = e.object(s.upper.fd, ".", ".", &st)
+		err = e.object(s.upper.fd, ".", ".", &st, nil)
 	}
 	if err == nil {
 		err = e.dir("", root)
@@ -129,6 +128,7 @@ type fileKey struct{ dev, ino uint64 }
 type exporter struct {
 	s     *stack
 	tw    *tar.Writer
+	bw    *bufio.Writer // under tw: sparse entries are written here
 	opts  ExportOptions
 	links map[fileKey]string // first path of each hard-linked inode
 	stats ExportStats
@@ -154,7 +154,35 @@ func (e *exporter) dir(p string, fd int) error {
 			}
 			continue
 		}
-		if err := e.object(fd, name, cp, &st); err != nil {
+		var data *dataSource
+		// A metadata-only copy has no data blocks: files that have some
+		// are not asked (one xattr read per file less).
+		if fileType(&st) == unix.S_IFREG && st.Size > 0 && st.Blocks*512 < st.Size {
+			d, ok, err := e.metacopyData(p, fd, name)
+			if err != nil {
+				return fmt.Errorf("/%s: %w", cp, err)
+			}
+			if ok {
+				data = &d
+			}
+		}
+		if fileType(&st) == unix.S_IFDIR {
+			redirect, err := e.s.upperRedirect(fd, name)
+			if err != nil {
+				return fmt.Errorf("/%s: %w", cp, err)
+			}
+			if redirect != "" {
+				if err := e.renamed(p, fd, name, &st); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		err := e.object(fd, name, cp, &st, data)
+		if data != nil {
+			data.close()
+		}
+		if err != nil {
 			return err
 		}
 		if fileType(&st) == unix.S_IFDIR {
@@ -196,8 +224,10 @@ func (e *exporter) marker(name string, st *unix.Stat_t) error {
 	return nil
 }
 
-// object writes the header (and data) of the object name in dirfd.
-func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
+// object writes the header (and data) of the object name in dirfd; data,
+// when not nil, holds a regular file's bytes (a metadata-only copy's lower
+// file).
+func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t, data *dataSource) error {
 	var m meta
 	var err error
 	f := -1
@@ -228,7 +258,7 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
 			h.PAXRecords["SCHILY.xattr."+x.name] = string(x.value)
 		}
 	}
-	var data bool
+	var isData bool
 	if fileType(st) != unix.S_IFDIR && st.Nlink > 1 {
 		// Hard links of any type (symbolic links, FIFOs too) point at the
 		// first path of their inode in this walk's order.
@@ -260,10 +290,19 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t) error {
 		e.stats.Skipped = append(e.stats.Skipped, "/"+p)
 		return nil
 	case unix.S_IFREG:
-		h.Typeflag, h.Size, data = tar.TypeReg, st.Size, true
+		h.Typeflag, h.Size, isData = tar.TypeReg, st.Size, true
 	}
-	if !data {
+	if !isData {
 		f = -1
+	} else if data != nil {
+		df, err := openFileFd(data.dir, data.name)
+		if err != nil {
+			return fmt.Errorf("/%s: lower data: %w", p, err)
+		}
+		defer unix.Close(df)
+		dst := *st
+		dst.Blocks = data.st.Blocks // the holes are the lower file's
+		return e.write(h, df, p, &dst)
 	}
 	return e.write(h, f, p, st)
 }
@@ -280,6 +319,15 @@ func (e *exporter) seenLink(st *unix.Stat_t) bool {
 // write writes the header h and, with a descriptor f (not -1), the
 // file's bytes.
 func (e *exporter) write(h *tar.Header, f int, p string, st *unix.Stat_t) error {
+	if f >= 0 {
+		segs, err := dataSegments(f, st.Size, st.Blocks)
+		if err != nil {
+			return fmt.Errorf("/%s: finding holes: %w", p, err)
+		}
+		if segs != nil {
+			return e.writeSparse(h, f, p, segs)
+		}
+	}
 	if err := e.tw.WriteHeader(h); err != nil {
 		return fmt.Errorf("/%s: %w", p, err)
 	}

@@ -108,7 +108,10 @@ type fsck struct {
 	s         *stack
 	repair    bool
 	lowerRoot *view
-	problems  []Problem
+	// below is the lowers' view of the directory whose entry xattrs
+	// checks: a renamed ancestor's lower directories, not its path's.
+	below    *view
+	problems []Problem
 }
 
 func (f *fsck) result() FsckResult {
@@ -189,6 +192,7 @@ func (f *fsck) dir(p string, ufd int, below *view) error {
 		if err := lstatAt(ufd, name, &st); err != nil {
 			return fmt.Errorf("%s: %w", cp, err)
 		}
+		f.below = below // relative redirects and metacopy data are found there
 		if err := f.xattrs(ufd, name, cp, &st); err != nil {
 			return err
 		}
@@ -220,7 +224,15 @@ func (f *fsck) dir(p string, ufd int, below *view) error {
 			return fmt.Errorf("%s: %w", cp, err)
 		}
 		var cv *view
-		if existed && fileType(&old.st) == unix.S_IFDIR && !f.s.isOpaque(f.s.upper, sub) {
+		redirect, rerr := f.s.upperRedirect(ufd, name)
+		switch {
+		case f.s.isOpaque(f.s.upper, sub):
+		case rerr == nil && redirect != "":
+			// A renamed directory merges with the lower directory its
+			// redirect names (follow.go); an invalid one is reported by
+			// xattrs and merges with nothing.
+			cv, err = f.s.redirectedLowers(below, redirect)
+		case existed && fileType(&old.st) == unix.S_IFDIR:
 			cv, err = f.s.child(below, old)
 		}
 		if err == nil {

@@ -190,15 +190,24 @@ func (f *fsck) redirect(ufd int, name, p string, st *unix.Stat_t) error {
 		}
 		return nil
 	}
+	if fileType(st) != unix.S_IFDIR {
+		// overlayfs follows a file's redirect only while it is a
+		// metadata-only copy; one left by a rename of a copy whose data
+		// came up later is never read (the kernel leaves such ones).
+		if mc, err := f.s.isMetacopyAt(ufd, name); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		} else if !mc {
+			return nil
+		}
+	}
 	comps, err := redirectTarget(v, p)
 	if err != nil {
 		return f.found(p, fmt.Sprintf("redirect %q points outside the layers (%v)", v, err), fix)
 	}
-	owned, e, ok, err := f.lookupLowerPath(comps)
+	e, ok, err := f.lowerAt(string(v), comps)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
-	owned.close()
 	if !ok || fileType(&e.st) != fileType(st) {
 		return f.found(p, fmt.Sprintf("redirect %q points at no lower %s", v, kindName(st)), fix)
 	}
@@ -252,17 +261,16 @@ func (f *fsck) metacopy(ufd int, name, p string, st *unix.Stat_t) error {
 	if fileType(st) != unix.S_IFREG {
 		return nil
 	}
-	comps := splitPath(p)
+	comps, r := splitPath(p), name
 	if v, err := getXattr(ufd, name, string(f.s.ns)+"redirect"); err == nil {
 		if c, err := redirectTarget(v, p); err == nil {
-			comps = c
+			comps, r = c, string(v)
 		}
 	}
-	owned, e, ok, err := f.lookupLowerPath(comps)
+	e, ok, err := f.lowerAt(r, comps)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
-	owned.close()
 	if ok && fileType(&e.st) == unix.S_IFREG {
 		return nil
 	}
@@ -300,4 +308,17 @@ func (f *fsck) lowerOfOwnPath(p string) (entry, bool, error) {
 	owned, e, ok, err := f.lookupLowerPath(splitPath(p))
 	owned.close()
 	return e, ok, err
+}
+
+// lowerAt finds the lower object a redirect r (or a plain name) of an
+// entry of the directory being checked names: an absolute one at comps
+// from the lower roots, a relative one in that directory's lower view
+// (f.below: below a renamed ancestor, its redirect's directories).
+func (f *fsck) lowerAt(r string, comps []string) (entry, bool, error) {
+	if strings.HasPrefix(r, "/") {
+		owned, e, ok, err := f.lookupLowerPath(comps)
+		owned.close()
+		return e, ok, err
+	}
+	return f.s.lookup(f.below, r)
 }

@@ -310,11 +310,12 @@ func checkName(name string) error {
 // file writes a regular file's data, leaving blocks of zeros as holes,
 // and sets its attributes through its descriptor.
 func (im *importer) file(parent int, name string, h *tar.Header, r io.Reader) error {
-	fd, err := unix.Openat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	// The per-file calls are raw (import_raw.go).
+	fd, err := rawOpenat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	defer rawClose(fd)
 	var off, end int64 // end: where the last write ended
 	for off < h.Size {
 		n, err := io.ReadFull(r, im.buf[:min(int64(len(im.buf)), h.Size-off)])
@@ -343,8 +344,7 @@ func (im *importer) file(parent int, name string, h *tar.Header, r io.Reader) er
 	if err := im.setMetaFd(fd, parent, name, h); err != nil {
 		return err
 	}
-	t := unix.NsecToTimespec(h.ModTime.UnixNano())
-	if err := unix.UtimesNanoAt(fd, "", []unix.Timespec{t, t}, unix.AT_EMPTY_PATH); err != nil {
+	if err := rawFutimens(fd, unix.NsecToTimespec(h.ModTime.UnixNano())); err != nil {
 		return err
 	}
 	im.stats.Bytes += off
@@ -364,7 +364,7 @@ func writeSparse(fd int, b []byte, off int64) (int64, error) {
 			for n < len(b) && !allZero(b[n:min(n+blk, len(b))]) {
 				n = min(n+blk, len(b))
 			}
-			if err := pwriteAll(fd, b[:n], off); err != nil {
+			if err := rawPwriteAll(fd, b[:n], off); err != nil {
 				return 0, err
 			}
 			end = off + int64(n)
@@ -372,6 +372,20 @@ func writeSparse(fd int, b []byte, off int64) (int64, error) {
 		b, off = b[n:], off+int64(n)
 	}
 	return end, nil
+}
+
+func rawPwriteAll(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := rawPwrite(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
 }
 
 func pwriteAll(fd int, b []byte, off int64) error {
@@ -448,7 +462,7 @@ func (im *importer) setMeta(parent int, name string, h *tar.Header, isRoot bool)
 // setMetaFd is setMeta for a regular file open at fd.
 func (im *importer) setMetaFd(fd, parent int, name string, h *tar.Header) error {
 	if im.privileged {
-		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
+		if err := rawFchown(fd, h.Uid, h.Gid); err != nil {
 			return err
 		}
 	}
@@ -464,7 +478,7 @@ func (im *importer) setMetaFd(fd, parent int, name string, h *tar.Header) error 
 	if mode == 0o600 {
 		return nil // as created
 	}
-	return unix.Fchmod(fd, mode)
+	return rawFchmod(fd, mode)
 }
 
 // setXattrs sets the archive's xattrs (SCHILY.xattr.*) but no overlay

@@ -68,9 +68,6 @@ func Merge(l Layers, dest string, opts MergeOptions) error {
 		return err
 	}
 	defer s.close()
-	if err := s.refuseUnfollowed("merge"); err != nil {
-		return err
-	}
 	root, err := rootView(s.all())
 	if err != nil {
 		return err
@@ -110,7 +107,7 @@ func (m *merger) dir(v *view, dfd int, dpath []string) error {
 		p := append(append([]string(nil), dpath...), e.name)
 		src := v.parts[e.at]
 		if fileType(&e.st) != unix.S_IFDIR {
-			if err := m.c.copyObject(src.fd, e.name, &e.st, dfd, p, m.dirs); err != nil {
+			if err := m.object(v, e, dfd, p); err != nil {
 				return fmt.Errorf("/%s: %w", joinComps(p), err)
 			}
 			continue
@@ -122,7 +119,7 @@ func (m *merger) dir(v *view, dfd int, dpath []string) error {
 		if err != nil {
 			return err
 		}
-		cv, err := m.s.child(v, e)
+		cv, _, err := m.s.childFollow(v, e)
 		if err == nil {
 			err = m.dir(cv, sub, p)
 			cv.close()
@@ -152,4 +149,22 @@ func joinComps(c []string) string {
 		out += s
 	}
 	return out
+}
+
+// object copies the non-directory entry e of v, a metadata-only copy with
+// its lower data (follow.go).
+func (m *merger) object(v *view, e entry, dfd int, p []string) error {
+	src := v.parts[e.at]
+	var data *dataSource
+	if src.l == m.s.upper && fileType(&e.st) == unix.S_IFREG {
+		d, ok, err := m.s.metacopyData(src.fd, e.name, &view{parts: v.parts[e.at+1:]})
+		if err != nil {
+			return err
+		}
+		if ok {
+			defer d.close()
+			data = &d
+		}
+	}
+	return m.c.copyObject(src.fd, e.name, &e.st, dfd, p, m.dirs, data)
 }

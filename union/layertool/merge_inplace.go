@@ -133,7 +133,7 @@ func (m *inPlace) move(ufd int, name string, st *unix.Stat_t, lfd int) error {
 	if err == unix.EXDEV {
 		dirs := newDirCache(lfd)
 		defer dirs.close()
-		return m.c.copyObject(ufd, name, st, lfd, []string{name}, dirs)
+		return m.c.copyObject(ufd, name, st, lfd, []string{name}, dirs, nil)
 	}
 	if err != nil {
 		return err

@@ -7,13 +7,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// diff, export, merge and vacuum read an upper object as the whole of its
-// merged object. Two kinds of upper object are not: a directory with an
+// merge --in-place folds the upper into the lower object by object. Two
+// kinds of upper object are not whole objects: a directory with an
 // overlay.redirect (renamed with its lower parts, which live under another
 // name) and a regular file marked overlay.metacopy (its data is still in
-// the lower). Until the tools follow them, they refuse such an upper, so
-// that no diff, layer, merge or vacuum silently loses what they point to.
-// fsck reads both and does not call this.
+// the lower). Folding them would mean moving lower content, so merge
+// --in-place refuses such an upper; diff, export, merge and vacuum follow
+// them (follow.go), and fsck reads both.
 
 // refuseUnfollowed walks the upper and fails on the first redirected
 // directory or metadata-only copy, naming it and what the tool cannot do.

@@ -36,9 +36,6 @@ func Vacuum(l Layers, opts VacuumOptions) (VacuumStats, error) {
 		return VacuumStats{}, err
 	}
 	defer s.close()
-	if err := s.refuseUnfollowed("vacuum"); err != nil {
-		return VacuumStats{}, err
-	}
 	before, err := rootView(s.lowers)
 	if err != nil {
 		return VacuumStats{}, err
@@ -85,6 +82,18 @@ func (v *vacuumer) dir(p string, ufd int, below *view, st *unix.Stat_t) (bool, e
 			if !existed || cst.Nlink != 1 {
 				continue
 			}
+			if fileType(&cst) == unix.S_IFREG {
+				// A metadata-only copy holds no data: removing it would
+				// save an inode only, and one with a redirect shows
+				// another path's data. Kept.
+				mc, err := v.s.isMetacopyAt(ufd, name)
+				if err != nil {
+					return false, fmt.Errorf("%s: %w", cp, err)
+				}
+				if mc {
+					continue
+				}
+			}
 			same, err := sameObject(ufd, &cst, below.parts[old.at].fd, &old.st, name)
 			if err != nil {
 				return false, fmt.Errorf("%s: %w", cp, err)
@@ -104,8 +113,23 @@ func (v *vacuumer) dir(p string, ufd int, below *view, st *unix.Stat_t) (bool, e
 			return false, fmt.Errorf("%s: %w", cp, err)
 		}
 		opaque := v.s.isOpaque(v.s.upper, sub)
+		redirect, err := v.s.upperRedirect(ufd, name)
+		if err != nil {
+			unix.Close(sub)
+			return false, fmt.Errorf("%s: %w", cp, err)
+		}
 		var cv *view
-		if existed && fileType(&old.st) == unix.S_IFDIR && !opaque {
+		switch {
+		case opaque:
+		case redirect != "":
+			// A renamed directory: its entries hide those of the lower
+			// directory it came from (follow.go); it stays, as its
+			// redirect is what the merged tree shows.
+			if cv, err = v.s.redirectedLowers(below, redirect); err != nil {
+				unix.Close(sub)
+				return false, fmt.Errorf("%s: %w", cp, err)
+			}
+		case existed && fileType(&old.st) == unix.S_IFDIR:
 			if cv, err = v.s.child(below, old); err != nil {
 				unix.Close(sub)
 				return false, fmt.Errorf("%s: %w", cp, err)
@@ -113,7 +137,7 @@ func (v *vacuumer) dir(p string, ufd int, below *view, st *unix.Stat_t) (bool, e
 		}
 		empty, err := v.dir(cp, sub, cv, &cst)
 		unix.Close(sub)
-		if err == nil && empty && cv != nil {
+		if err == nil && empty && cv != nil && redirect == "" {
 			// cst was taken before the directory's entries went, so its
 			// times are compared as they were.
 			var same bool
