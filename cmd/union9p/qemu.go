@@ -265,6 +265,8 @@ func runQemu(tr transports, unions []qemuUnion, qemuArgs []string) (int, error) 
 	}
 	var servers []*qemuServer
 	defer func() { stopServers(servers) }()
+	tapConns := &guestConns{}
+	defer tapConns.shutdownAll()
 	var ports []qemu.SerialPort
 	var nets []qemu.NetUnion
 	var names []string
@@ -274,7 +276,7 @@ func runQemu(tr transports, unions []qemuUnion, qemuArgs []string) (int, error) 
 			if tr.tap {
 				tapLn = tap.Listeners[i]
 			}
-			n, p, err := attachTenant(tr, u, dir, self, tapLn)
+			n, p, err := attachTenant(tr, u, dir, self, tapLn, tapConns)
 			if err != nil {
 				return 0, err
 			}

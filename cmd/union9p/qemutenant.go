@@ -116,7 +116,7 @@ func checkTenants(unions []qemuUnion) error {
 // attachTenant sets up the transports of a --tenant union: the courier
 // for tcp, a forwarder for serial and (when tapLn is set) tap. Forwarders
 // run until union9p qemu exits.
-func attachTenant(tr transports, u qemuUnion, dir, self string, tapLn *os.File) ([]qemu.NetUnion, []qemu.SerialPort, error) {
+func attachTenant(tr transports, u qemuUnion, dir, self string, tapLn *os.File, tapConns *guestConns) ([]qemu.NetUnion, []qemu.SerialPort, error) {
 	att, err := filepath.Abs(attachPath(qemuControl))
 	if err != nil {
 		return nil, nil, err
@@ -136,7 +136,7 @@ func attachTenant(tr transports, u qemuUnion, dir, self string, tapLn *os.File) 
 			ln.Close()
 			return nil, nil, err
 		}
-		go forwardToTenant(ln, att, u)
+		go forwardToTenant(ln, att, u, nil)
 		ports = append(ports, qemu.SerialPort{Name: qemu.PortPrefix + u.name, Socket: sock})
 	}
 	if tapLn != nil {
@@ -144,15 +144,16 @@ func attachTenant(tr transports, u qemuUnion, dir, self string, tapLn *os.File) 
 		if err != nil {
 			return nil, nil, fmt.Errorf("tap listener of %s: %w", u.name, err)
 		}
-		go forwardToTenant(ln, att, u)
+		go forwardToTenant(ln, att, u, tapConns)
 	}
 	fmt.Fprintf(os.Stderr, "union9p qemu: %s is tenant %s of the server at %s; in the guest: union9p guest-mount %s /mnt/%s\n", u.name, u.tenant, qemuControl, u.name, u.name)
 	return nets, ports, nil
 }
 
 // forwardToTenant hands every connection accepted on ln to the tenant's
-// server, until ln fails.
-func forwardToTenant(ln net.Listener, att string, u qemuUnion) {
+// server, until ln fails. With keep set, a handed-over connection is kept
+// there (to be ended when the guest exits) instead of closed.
+func forwardToTenant(ln net.Listener, att string, u qemuUnion, keep *guestConns) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -172,6 +173,10 @@ func forwardToTenant(ln net.Listener, att string, u qemuUnion) {
 		}
 		if rerr != nil {
 			fmt.Fprintf(os.Stderr, "union9p qemu: %s: attaching a guest connection to tenant %s: %v\n", u.name, u.tenant, rerr)
+		}
+		if rerr == nil && keep != nil {
+			keep.keep(c)
+			continue
 		}
 		c.Close() // the server has its own copy
 	}

@@ -65,11 +65,11 @@ func (a *tenantAttach) attach(name string, conn net.Conn) error {
 		return fmt.Errorf("tenant %s: %w (add it with: union9p tenant add %s)", name, tenant.ErrNotFound, name)
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
-		// A guest on a tap vanishes without a FIN when QEMU exits, and
-		// its namespace keeps the connection established. Keepalive is
-		// meant to end it; make demo-tenants showed the connection still
-		// counted 100 s after its guest ended, so this is not enough yet
-		// (README "QEMU guests on the tenants").
+		// A guest on a tap vanishes without a FIN when QEMU exits.
+		// union9p qemu shuts such connections down then (guestconns.go);
+		// keepalive is kept for a peer that dies unannounced where its
+		// probes can still be routed (unroutable probes are retried
+		// forever, which is why it cannot be the only means).
 		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: attachKeepAlive, Interval: attachKeepAlive / 3, Count: 3})
 	}
 	a.mu.Lock()
