@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -64,7 +65,7 @@ func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
 	// The root's own attributes show as the merged root's: "./" first.
 	var st unix.Stat_t
 	if err = unix.Fstat(root, &st); err == nil {
-		err = e.object(s.upper.fd, ".", ".", &st, nil)
+		err = e.object(s.upper.fd, ".", ".", &st, nil, false)
 	}
 	if err == nil {
 		err = e.dir("", root)
@@ -154,18 +155,6 @@ func (e *exporter) dir(p string, fd int) error {
 			}
 			continue
 		}
-		var data *dataSource
-		// A metadata-only copy has no data blocks: files that have some
-		// are not asked (one xattr read per file less).
-		if fileType(&st) == unix.S_IFREG && st.Size > 0 && st.Blocks*512 < st.Size {
-			d, ok, err := e.metacopyData(p, fd, name)
-			if err != nil {
-				return fmt.Errorf("/%s: %w", cp, err)
-			}
-			if ok {
-				data = &d
-			}
-		}
 		if fileType(&st) == unix.S_IFDIR {
 			redirect, err := e.s.upperRedirect(fd, name)
 			if err != nil {
@@ -178,11 +167,7 @@ func (e *exporter) dir(p string, fd int) error {
 				continue
 			}
 		}
-		err := e.object(fd, name, cp, &st, data)
-		if data != nil {
-			data.close()
-		}
-		if err != nil {
+		if err := e.object(fd, name, cp, &st, nil, true); err != nil {
 			return err
 		}
 		if fileType(&st) == unix.S_IFDIR {
@@ -226,17 +211,28 @@ func (e *exporter) marker(name string, st *unix.Stat_t) error {
 
 // object writes the header (and data) of the object name in dirfd; data,
 // when not nil, holds a regular file's bytes (a metadata-only copy's lower
-// file).
-func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t, data *dataSource) error {
+// file). With findMeta, an upper regular file is asked whether it is a
+// metadata-only copy (resolved as one directly below the upper's dirfd).
+func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t, data *dataSource, findMeta bool) error {
 	var m meta
 	var err error
 	f := -1
 	if fileType(st) == unix.S_IFREG && !e.seenLink(st) {
-		// One open serves the xattrs and the data.
+		// One open serves the xattrs, the metacopy marker and the data.
+		// The marker is asked of every file with a size: block counts
+		// cannot tell (an xattr block outside the inode counts too).
 		if f, err = openFileFd(dirfd, name); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
 		defer unix.Close(f)
+		if data == nil && findMeta && st.Size > 0 {
+			if data, err = e.metacopyOf(f, strings.TrimSuffix(p, name), dirfd, name); err != nil {
+				return fmt.Errorf("/%s: %w", p, err)
+			}
+			if data != nil {
+				defer data.close()
+			}
+		}
 		m, err = readMetaFd(f, st)
 	} else {
 		m, err = readMeta(dirfd, name, st)

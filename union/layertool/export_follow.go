@@ -42,10 +42,6 @@ func (e *exporter) lowerDir(p string) (*view, error) {
 // metacopyData is stack.metacopyData for the upper file name of the
 // directory fd at tar path p.
 func (e *exporter) metacopyData(p string, fd int, name string) (dataSource, bool, error) {
-	mc, err := e.s.isMetacopyAt(fd, name)
-	if err != nil || !mc {
-		return dataSource{}, false, err
-	}
 	if len(e.s.lowers) == 0 {
 		return dataSource{}, false, errors.New("a metadata-only copy: export needs its lowers (--lower) to read its data")
 	}
@@ -83,7 +79,7 @@ func (e *exporter) renamed(p string, fd int, name string, st *unix.Stat_t) error
 		return fmt.Errorf("/%s: %w", cp, err)
 	}
 	defer mv.close()
-	if err := e.object(fd, name, cp, st, nil); err != nil {
+	if err := e.object(fd, name, cp, st, nil, false); err != nil {
 		return err
 	}
 	if err := e.marker(cp+"/"+whiteout.OCIOpaque, st); err != nil {
@@ -113,7 +109,7 @@ func (e *exporter) merged(p string, mv *view) error {
 				data = &d
 			}
 		}
-		err := e.object(part.fd, ent.name, cp, &ent.st, data)
+		err := e.object(part.fd, ent.name, cp, &ent.st, data, false)
 		if data != nil {
 			data.close()
 		}
@@ -134,4 +130,22 @@ func (e *exporter) merged(p string, mv *view) error {
 		}
 	}
 	return nil
+}
+
+// metacopyOf returns the lower data of the upper regular file f (name in
+// dirfd, whose tar path is parent) when f is a metadata-only copy, else
+// nil. It asks f itself: no lookup by name.
+func (e *exporter) metacopyOf(f int, parent string, dirfd int, name string) (*dataSource, error) {
+	switch _, err := getXattrFd(f, string(e.s.ns)+"metacopy"); err {
+	case nil:
+	case unix.ENODATA, unix.ENOTSUP:
+		return nil, nil
+	default:
+		return nil, err
+	}
+	d, ok, err := e.metacopyData(parent, dirfd, name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &d, nil
 }
