@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -147,6 +148,11 @@ func runTenants(keep bool) error {
 	if err := show("tenant", "list", "--control", ctl); err != nil {
 		return err
 	}
+	// Both guests have exited: their connections must have ended with them
+	// (over the tap a vanished guest sends no FIN; union9p qemu ends them).
+	if err := noConnectionsLeft(ctx, union9p, ctl); err != nil {
+		return err
+	}
 	logf("alice's upper (%s):", filepath.Join(tenants, "alice", "upper"))
 	if err := showTree(filepath.Join(tenants, "alice", "upper")); err != nil {
 		return err
@@ -193,4 +199,34 @@ func runTenants(keep bool) error {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// noConnectionsLeft waits up to five seconds for the server at ctl to
+// count no connection for any tenant.
+func noConnectionsLeft(ctx context.Context, union9p, ctl string) error {
+	var last string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, err := exec.CommandContext(ctx, union9p, "tenant", "list", "--json", "--control", ctl).Output()
+		if err != nil {
+			return fmt.Errorf("tenant list --json: %w", err)
+		}
+		var infos []struct {
+			Name        string `json:"name"`
+			Connections int    `json:"connections"`
+		}
+		if err := json.Unmarshal(out, &infos); err != nil {
+			return fmt.Errorf("tenant list --json: %w (%s)", err, out)
+		}
+		last = ""
+		for _, in := range infos {
+			if in.Connections != 0 {
+				last += fmt.Sprintf(" %s: %d", in.Name, in.Connections)
+			}
+		}
+		if last == "" {
+			fmt.Println("demo: no tenant holds a connection after its guest exited")
+			return nil
+		}
+	}
+	return fmt.Errorf("connections outlived their guests:%s", last)
 }
