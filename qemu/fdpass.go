@@ -139,23 +139,7 @@ func receiveConn(c *net.UnixConn) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil {
-		return nil, err
-	}
-	var fds []int
-	for _, m := range msgs {
-		if got, err := unix.ParseUnixRights(&m); err == nil {
-			fds = append(fds, got...)
-		}
-	}
-	if len(fds) == 0 {
-		return nil, errors.New("no descriptor passed")
-	}
-	for _, fd := range fds[1:] {
-		unix.Close(fd)
-	}
-	return streamConn(fds[0])
+	return connFromRights(oob[:oobn])
 }
 
 // streamConn makes a net.Conn of a received descriptor, which must be a

@@ -135,7 +135,7 @@ func receiveAttach(c *net.UnixConn) (string, net.Conn, error) {
 }
 
 // connFromRights turns the first descriptor of an SCM_RIGHTS message into
-// a net.Conn (closing any others), as receiveConn does for PassFD.
+// a net.Conn, closing any others (a courier sends one).
 func connFromRights(oob []byte) (net.Conn, error) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
