@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -218,22 +219,25 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t, data *data
 	var err error
 	f := -1
 	if fileType(st) == unix.S_IFREG && !e.seenLink(st) {
-		// One open serves the xattrs, the metacopy marker and the data.
-		// The marker is asked of every file with a size: block counts
-		// cannot tell (an xattr block outside the inode counts too).
+		// One open serves the xattrs, the metacopy marker (among the
+		// names its xattr list gives anyway) and the data. Block counts
+		// cannot tell a metadata-only copy: an xattr block outside the
+		// inode counts too.
 		if f, err = openFileFd(dirfd, name); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
 		defer unix.Close(f)
-		if data == nil && findMeta && st.Size > 0 {
-			if data, err = e.metacopyOf(f, strings.TrimSuffix(p, name), dirfd, name); err != nil {
+		if m, err = readMetaFd(f, st); err != nil {
+			return fmt.Errorf("/%s: %w", p, err)
+		}
+		if data == nil && findMeta && st.Size > 0 && slices.Contains(m.private, string(e.s.ns)+"metacopy") {
+			if data, err = e.metacopyOf(strings.TrimSuffix(p, name), dirfd, name); err != nil {
 				return fmt.Errorf("/%s: %w", p, err)
 			}
 			if data != nil {
 				defer data.close()
 			}
 		}
-		m, err = readMetaFd(f, st)
 	} else {
 		m, err = readMeta(dirfd, name, st)
 	}

@@ -132,17 +132,10 @@ func (e *exporter) merged(p string, mv *view) error {
 	return nil
 }
 
-// metacopyOf returns the lower data of the upper regular file f (name in
-// dirfd, whose tar path is parent) when f is a metadata-only copy, else
-// nil. It asks f itself: no lookup by name.
-func (e *exporter) metacopyOf(f int, parent string, dirfd int, name string) (*dataSource, error) {
-	switch _, err := getXattrFd(f, string(e.s.ns)+"metacopy"); err {
-	case nil:
-	case unix.ENODATA, unix.ENOTSUP:
-		return nil, nil
-	default:
-		return nil, err
-	}
+// metacopyOf returns the lower data of the upper regular file name in
+// dirfd (whose tar path is parent), a metadata-only copy, or nil when its
+// lowers do not hold it.
+func (e *exporter) metacopyOf(parent string, dirfd int, name string) (*dataSource, error) {
 	d, ok, err := e.metacopyData(parent, dirfd, name)
 	if err != nil || !ok {
 		return nil, err

@@ -35,8 +35,9 @@ type meta struct {
 	size     int64
 	nlink    uint64
 	mtime    unix.Timespec
-	xattrs   []xattr // sorted by name, private ones left out
-	target   string  // of a symbolic link
+	xattrs   []xattr  // sorted by name, private ones left out
+	private  []string // names of the private (overlay) xattrs left out
+	target   string   // of a symbolic link
 }
 
 // readMeta reads the meta of name in dirfd, whose lstat is st.
@@ -61,6 +62,7 @@ func readMetaWith(st *unix.Stat_t, list func() ([]string, error), get func(strin
 	}
 	for _, n := range names {
 		if whiteout.IsPrivateXattr(n) {
+			m.private = append(m.private, n)
 			continue
 		}
 		v, err := get(n)
