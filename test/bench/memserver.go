@@ -48,6 +48,15 @@ func runMemServer(spec string) int {
 		return 1
 	}
 	go srv.Serve(context.Background(), ln)
+	answerStats()
+	srv.Shutdown(context.Background())
+	return 0
+}
+
+// answerStats says "ready", then answers each line "stat" on stdin with
+// the live heap after a full GC and the number of goroutines, until stdin
+// closes. It is the protocol of the memory and tenants sections' servers.
+func answerStats() {
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -60,6 +69,4 @@ func runMemServer(spec string) int {
 		runtime.ReadMemStats(&ms)
 		fmt.Printf("%d %d\n", ms.HeapAlloc, runtime.NumGoroutine())
 	}
-	srv.Shutdown(context.Background())
-	return 0
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -68,18 +66,7 @@ func runTenantServer(spec string) int {
 		}
 		go srv.ServeTenant(ctx, ln, ts, name)
 	}
-	fmt.Println("ready")
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		if in.Text() != "stat" {
-			continue
-		}
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		fmt.Printf("%d %d\n", ms.HeapAlloc, runtime.NumGoroutine())
-	}
+	answerStats()
 	srv.Shutdown(context.Background())
 	return 0
 }
