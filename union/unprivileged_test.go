@@ -36,26 +36,32 @@ func TestUnprivilegedFormat(t *testing.T) {
 		must(t, os.Mkdir(d, 0o755))
 		must(t, os.Chown(d, 65534, 65534))
 	}
+	runAsNobody(t, base, lower, "TestUnprivilegedFormat", unprivEnv)
+	// The markers are in the user.overlay namespace (overlayfs userxattr).
+	v, err := getXattrPath(filepath.Join(up, "d"), "user.overlay.opaque", unix.Lgetxattr)
+	if err != nil || string(v) != "y" {
+		t.Fatalf("re-created dir not marked opaque in user.overlay: %q %v", v, err)
+	}
+}
+
+// runAsNobody runs test again as the user nobody, with env set to base,
+// and fails if it fails or if the lower directory changed.
+func runAsNobody(t *testing.T, base, lower, test, env string) {
+	t.Helper()
 	before := snapshot(t, []string{lower})
 	// The go tool's build directory is private to root: run a copy.
 	bin := filepath.Join(base, "union.test")
 	data, err := os.ReadFile(os.Args[0])
 	must(t, err)
 	must(t, os.WriteFile(bin, data, 0o755))
-	cmd := exec.Command(bin, "-test.run=^TestUnprivilegedFormat$", "-test.v")
-	cmd.Env = append(os.Environ(), unprivEnv+"="+base)
+	cmd := exec.Command(bin, "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"="+base)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("unprivileged half failed: %v\n%s", err, out)
 	}
 	if after := snapshot(t, []string{lower}); after != before {
 		t.Fatalf("lower changed:\n%s\n%s", before, after)
-	}
-	// The markers are in the user.overlay namespace (overlayfs userxattr).
-	v, err := getXattrPath(filepath.Join(up, "d"), "user.overlay.opaque", unix.Lgetxattr)
-	if err != nil || string(v) != "y" {
-		t.Fatalf("re-created dir not marked opaque in user.overlay: %q %v", v, err)
 	}
 }
 

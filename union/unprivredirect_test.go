@@ -2,10 +2,8 @@ package union
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -46,20 +44,7 @@ func TestUnprivilegedRedirects(t *testing.T) {
 		must(t, os.Mkdir(d, 0o755))
 		must(t, os.Chown(d, 65534, 65534))
 	}
-	before := snapshot(t, []string{lower})
-	bin := filepath.Join(base, "union.test")
-	data, err := os.ReadFile(os.Args[0])
-	must(t, err)
-	must(t, os.WriteFile(bin, data, 0o755))
-	cmd := exec.Command(bin, "-test.run=^TestUnprivilegedRedirects$", "-test.v")
-	cmd.Env = append(os.Environ(), unprivRedirectEnv+"="+base)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("unprivileged half failed: %v\n%s", err, out)
-	}
-	if after := snapshot(t, []string{lower}); after != before {
-		t.Fatalf("lower changed:\n%s\n%s", before, after)
-	}
+	runAsNobody(t, base, lower, "TestUnprivilegedRedirects", unprivRedirectEnv)
 
 	// The format: user.overlay.redirect, as the kernel's userxattr spells
 	// it (an absolute path after a move to another directory), and no
