@@ -84,37 +84,14 @@ func run(keep bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	logf := func(format string, args ...any) { fmt.Printf("demo: "+format+"\n", args...) }
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("run as root (the base tree is owned by root)")
+	s, err := setUp(ctx, keep, "union9p-demo-", logf)
+	if s.dir != "" && !keep {
+		defer os.RemoveAll(s.dir)
 	}
-	repo, err := vmhost.RepoRoot()
 	if err != nil {
 		return err
 	}
-	if err := vmhost.EnsureDeps(ctx, logf); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "union9p-demo-")
-	if err != nil {
-		return err
-	}
-	if keep {
-		logf("work directory %s", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	k, err := vmhost.Kernel(ctx, logf)
-	if err != nil {
-		return err
-	}
-	union9p := filepath.Join(dir, "union9p")
-	if err := vmhost.GoBuild(ctx, repo, "./cmd/union9p", union9p); err != nil {
-		return err
-	}
-	initrd := filepath.Join(dir, "initrd.gz")
-	if err := buildInitramfs(k, union9p, initrd); err != nil {
-		return err
-	}
+	dir, k, union9p, initrd := s.dir, s.kernel, s.union9p, s.initrd
 	base, upper, work := filepath.Join(dir, "base"), filepath.Join(dir, "upper"), filepath.Join(dir, "work")
 	if err := buildBase(base); err != nil {
 		return err
@@ -276,4 +253,43 @@ func buildBase(base string) error {
 		}
 	}
 	return nil
+}
+
+// demoSetup is what both demos start from: a work directory, the guest
+// kernel, a union9p binary and an initramfs holding it.
+type demoSetup struct {
+	dir, union9p, initrd string
+	kernel               *qemu.Kernel
+}
+
+// setUp checks for root, installs what the guests need and builds the
+// binary and initramfs in a new directory named from prefix, which the
+// caller removes unless keep.
+func setUp(ctx context.Context, keep bool, prefix string, logf func(string, ...any)) (demoSetup, error) {
+	var s demoSetup
+	if os.Geteuid() != 0 {
+		return s, fmt.Errorf("run as root (the base tree is owned by root)")
+	}
+	repo, err := vmhost.RepoRoot()
+	if err != nil {
+		return s, err
+	}
+	if err := vmhost.EnsureDeps(ctx, logf); err != nil {
+		return s, err
+	}
+	if s.dir, err = os.MkdirTemp("", prefix); err != nil {
+		return s, err
+	}
+	if keep {
+		logf("work directory %s", s.dir)
+	}
+	if s.kernel, err = vmhost.Kernel(ctx, logf); err != nil {
+		return s, err
+	}
+	s.union9p = filepath.Join(s.dir, "union9p")
+	if err := vmhost.GoBuild(ctx, repo, "./cmd/union9p", s.union9p); err != nil {
+		return s, err
+	}
+	s.initrd = filepath.Join(s.dir, "initrd.gz")
+	return s, buildInitramfs(s.kernel, s.union9p, s.initrd)
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/union9p/union9p/qemu"
-	"github.com/union9p/union9p/test/internal/vmhost"
 	"github.com/union9p/union9p/test/vm/fixture"
 )
 
@@ -45,37 +44,14 @@ func runTenants(keep bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	logf := func(format string, args ...any) { fmt.Printf("demo: "+format+"\n", args...) }
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("run as root (the base tree is owned by root)")
+	s, err := setUp(ctx, keep, "union9p-demo-tenants-", logf)
+	if s.dir != "" && !keep {
+		defer os.RemoveAll(s.dir)
 	}
-	repo, err := vmhost.RepoRoot()
 	if err != nil {
 		return err
 	}
-	if err := vmhost.EnsureDeps(ctx, logf); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "union9p-demo-tenants-")
-	if err != nil {
-		return err
-	}
-	if keep {
-		logf("work directory %s", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	k, err := vmhost.Kernel(ctx, logf)
-	if err != nil {
-		return err
-	}
-	union9p := filepath.Join(dir, "union9p")
-	if err := vmhost.GoBuild(ctx, repo, "./cmd/union9p", union9p); err != nil {
-		return err
-	}
-	initrd := filepath.Join(dir, "initrd.gz")
-	if err := buildInitramfs(k, union9p, initrd); err != nil {
-		return err
-	}
+	dir, k, union9p, initrd := s.dir, s.kernel, s.union9p, s.initrd
 	base := filepath.Join(dir, "base")
 	if err := buildBase(base); err != nil {
 		return err
