@@ -45,8 +45,9 @@ type fdConn struct {
 	once   sync.Once
 
 	// The reader's state (readWait); Close uses it once no call runs.
-	slot bool     // holds a poll slot
-	rpf  *os.File // registered with the poller, or nil
+	slot      bool     // holds a poll slot
+	lastYield int64    // when the reader last yielded (maybeYield)
+	rpf       *os.File // registered with the poller, or nil
 }
 
 // spinWait is how long a reader or writer waits in poll(2) before handing
@@ -188,7 +189,8 @@ func (f *fdConn) do(p []byte, event int16, op func(int, []byte) (int, error)) (i
 // connections on two processors: 0.8 thread switches per request through
 // the poller, 1.3 with one connection in poll(2), 1.6 with two.
 func (f *fdConn) readWait(p []byte, wait time.Duration) (n int, err error, ok bool) {
-	alone := time.Now().UnixNano() >= sharedUntil.Load()
+	now := time.Now().UnixNano()
+	alone := now >= sharedUntil.Load()
 	if f.slot && !alone {
 		f.slot = false
 		pollSlot.Store(false)
@@ -199,6 +201,7 @@ func (f *fdConn) readWait(p []byte, wait time.Duration) (n int, err error, ok bo
 			f.rpf.Close()
 			f.rpf = nil
 		}
+		maybeYield(&f.lastYield, now)
 		if n, err, ok := f.pollThenDo(p, unix.POLLIN, unix.Read, wait); ok {
 			f.noteRead()
 			return n, err, true
