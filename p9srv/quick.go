@@ -13,8 +13,8 @@ import (
 // Why: the watchdog (watchdog.go) must tick while a reader handles a
 // request, and each tick wakes a thread and keeps the Go scheduler's
 // monitor busy; for the requests a client sends most (walk, getattr,
-// clunk, statfs, readdir, reads of files) that costs more than the
-// request. Everything else still goes through the watchdog, so a slow
+// clunk, statfs, readdir, reads and writes of files) that costs more
+// than the request: a 1 MiB write took ten ticks. Everything else still goes through the watchdog, so a slow
 // request never holds up the connection for long.
 func (c *conn) quick(r *request) bool {
 	switch m := r.msg.(type) {
@@ -31,6 +31,13 @@ func (c *conn) quick(r *request) bool {
 		return m.Flags&(wire.OAccMode|dotlTrunc) == wire.ORdonly && c.fidIsPlain(m.Fid, true)
 	case *wire.TreadReq:
 		// A FIFO's or a device's read may wait.
+		return c.fidIsPlain(m.Fid, true)
+	case *wire.TwriteReq:
+		// A write to an open regular file: the open made any copy-up, so
+		// this is one pwrite(2) (which the host's page cache may throttle,
+		// as it may delay a read); a FIFO's may wait for a reader. A
+		// write to an xattr fid is buffered in memory unless a setxattr
+		// is pending on the fid.
 		return c.fidIsPlain(m.Fid, true)
 	}
 	return false
