@@ -26,6 +26,11 @@ func (c *conn) quick(r *request) bool {
 			return c.fidIsPlain(m.Fid, false)
 		}
 		return true
+	case *wire.TattachReq:
+		// The root's attributes, with the uid sent as a number (Linux
+		// always sends it); a name is looked up in the user database,
+		// which may ask a directory service.
+		return m.NUname != wire.NoUID
 	case *wire.TlopenReq:
 		// Reading opens no copy-up; a FIFO's open may wait for a writer.
 		return m.Flags&(wire.OAccMode|dotlTrunc) == wire.ORdonly && c.fidIsPlain(m.Fid, true)
