@@ -32,7 +32,11 @@
 // -rounds timed rounds of -duration each after an untimed warm-up, and
 // the median rate is reported with a noise figure (half the max-min
 // spread of the rounds). Each round opens fresh connections and sets the
-// workload up before the clock starts.
+// workload up before the clock starts. Beside each rate go the median CPU
+// time per operation (per MiB for sequential I/O) of the server process
+// and of the bench's own client (cputime.go): they move less with the
+// machine's load than rates do, and show when a case is bound by the
+// client rather than by the server.
 //
 // The run is bounded (-timeout) and cleans up after itself on success,
 // error or SIGINT/SIGTERM: server processes, overlayfs and XFS mounts,

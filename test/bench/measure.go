@@ -19,14 +19,19 @@ type plan struct {
 type measurement struct {
 	Rates []float64 // units per second, one per round
 	Msize uint32    // what the server granted
+	// CPU nanoseconds per unit, one per round (cputime.go): the server
+	// process's, and the client's (this process).
+	ServerCPU, ClientCPU []float64
 }
 
 // Median returns the median rate.
-func (m measurement) Median() float64 {
-	if len(m.Rates) == 0 {
+func (m measurement) Median() float64 { return median(m.Rates) }
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
 		return 0
 	}
-	r := slices.Clone(m.Rates)
+	r := slices.Clone(v)
 	slices.Sort(r)
 	if len(r)%2 == 1 {
 		return r[len(r)/2]
@@ -67,13 +72,15 @@ func compare(ctx context.Context, p plan, a, b *server, w workload, conns int) (
 	seq := 0
 	round := func(srv *server, d time.Duration, m *measurement) error {
 		seq++
-		rate, msize, err := runRound(ctx, srv, w, conns, d, fmt.Sprintf("%s-%x-%d", srv.Name, nonce, seq))
+		rate, msize, cpu, err := runRound(ctx, srv, w, conns, d, fmt.Sprintf("%s-%x-%d", srv.Name, nonce, seq))
 		if err != nil {
 			return fmt.Errorf("%s on %s, %d conns: %w", w.Name, srv.Name, conns, err)
 		}
 		if m != nil {
 			m.Rates = append(m.Rates, rate)
 			m.Msize = msize
+			m.ServerCPU = append(m.ServerCPU, cpu[0])
+			m.ClientCPU = append(m.ClientCPU, cpu[1])
 		}
 		return nil
 	}
@@ -102,10 +109,11 @@ func compare(ctx context.Context, p plan, a, b *server, w workload, conns int) (
 
 // runRound opens conns sessions to srv, sets w up on each (untimed), then
 // runs w's operation on all of them at once until d has passed and
-// returns the total units per second and the msize granted. Each session
+// returns the total units per second, the msize granted and the server's
+// and the client's CPU nanoseconds per unit. Each session
 // finishes the operation it is in when time is up; the rate uses the time
 // until the last one finished.
-func runRound(ctx context.Context, srv *server, w workload, conns int, d time.Duration, tag string) (float64, uint32, error) {
+func runRound(ctx context.Context, srv *server, w workload, conns int, d time.Duration, tag string) (float64, uint32, [2]float64, error) {
 	type worker struct {
 		s        *session
 		op       func() (int64, error)
@@ -128,17 +136,19 @@ func runRound(ctx context.Context, srv *server, w workload, conns int, d time.Du
 	for i := range workers {
 		s, err := openSession(srv, w.Msize)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, [2]float64{}, err
 		}
 		wk := &worker{s: s}
 		workers[i] = wk
 		wk.op, wk.teardown, err = w.Setup(s, fmt.Sprintf("%s-%d", tag, i))
 		if err != nil {
-			return 0, 0, fmt.Errorf("setup: %w", err)
+			return 0, 0, [2]float64{}, fmt.Errorf("setup: %w", err)
 		}
 	}
 
 	var wg sync.WaitGroup
+	clock := cpuClock{pid: srv.pid()}
+	cpu0 := clock.read()
 	start := time.Now()
 	deadline := start.Add(d)
 	for _, wk := range workers {
@@ -155,15 +165,17 @@ func runRound(ctx context.Context, srv *server, w workload, conns int, d time.Du
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1 := clock.read()
 	if err := ctx.Err(); err != nil {
-		return 0, 0, err
+		return 0, 0, [2]float64{}, err
 	}
 	var total int64
 	for _, wk := range workers {
 		if wk.err != nil {
-			return 0, 0, wk.err
+			return 0, 0, [2]float64{}, wk.err
 		}
 		total += wk.units
 	}
-	return float64(total) / elapsed.Seconds(), workers[0].s.c.Msize(), nil
+	sc, cc := perUnit(cpu0, cpu1, float64(total))
+	return float64(total) / elapsed.Seconds(), workers[0].s.c.Msize(), [2]float64{sc, cc}, nil
 }

@@ -71,14 +71,19 @@ func formatSize(n uint32) string {
 // goal of each row (nil: none).
 func printComparisons(w io.Writer, aName, bName string, rows []comparison, targetFor func(comparison) *target) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "case\tconns\tmsize %s/%s\t%s\t%s\tratio\tnoise\ttarget\n", aName, bName, aName, bName)
+	fmt.Fprintf(tw, "case\tconns\tmsize %s/%s\t%s\t%s\tratio\tnoise\ttarget\tserver CPU %s/%s\tclient CPU %s/%s\n",
+		aName, bName, aName, bName, aName, bName, aName, bName)
 	for _, c := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%s/%s\t%s\t%s\t%.2f\t±%.0f%%\t%s\n",
+		u := c.Workload.Unit
+		fmt.Fprintf(tw, "%s\t%d\t%s/%s\t%s\t%s\t%.2f\t±%.0f%%\t%s\t%s/%s\t%s/%s\n",
 			c.Workload.Name, c.Conns, formatSize(c.A.Msize), formatSize(c.B.Msize),
-			formatRate(c.Workload.Unit, c.A.Median()), formatRate(c.Workload.Unit, c.B.Median()),
-			c.Ratio(), 50*max(c.A.Spread(), c.B.Spread()), targetFor(c).verdict(c.Ratio()))
+			formatRate(u, c.A.Median()), formatRate(u, c.B.Median()),
+			c.Ratio(), 50*max(c.A.Spread(), c.B.Spread()), targetFor(c).verdict(c.Ratio()),
+			formatCPU(u, median(c.A.ServerCPU)), formatCPU(u, median(c.B.ServerCPU)),
+			formatCPU(u, median(c.A.ClientCPU)), formatCPU(u, median(c.B.ClientCPU)))
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "CPU = median CPU time per operation (per MiB for sequential I/O): the server process's threads, and the bench's client\n")
 }
 
 // printPlan prints how the figures were taken.

@@ -28,6 +28,14 @@ type server struct {
 // Pid returns the server's process id (for strace).
 func (s *server) Pid() int { return s.cmd.Process.Pid }
 
+// pid is Pid, or 0 for a server in this process (bench_test.go).
+func (s *server) pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // dial opens a connection, negotiates msize and attaches as root (uid 0,
 // passed as n_uname as the kernel does) with the root directory as fid 0.
 func (s *server) dial(msize uint32) (*p9wire.Client, error) {
