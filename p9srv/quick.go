@@ -9,6 +9,7 @@ import (
 // without the watchdog watching: one that does a bounded amount of host
 // work and never waits on anything but the host's file systems (no
 // copy-up, no lock wait, no fsync, no FIFO or device that may block).
+// Only the connection's reader calls it (it looks at c.br).
 //
 // Why: the watchdog (watchdog.go) must tick while a reader handles a
 // request, and each tick wakes a thread and keeps the Go scheduler's
@@ -42,8 +43,12 @@ func (c *conn) quick(r *request) bool {
 		// this is one pwrite(2) (which the host's page cache may throttle,
 		// as it may delay a read); a FIFO's may wait for a reader. A
 		// write to an xattr fid is buffered in memory unless a setxattr
-		// is pending on the fid.
-		return c.fidIsPlain(m.Fid, true)
+		// is pending on the fid. Only while nothing else is buffered: a
+		// client writing back many pages pipelines its writes, and those
+		// go to handlers (conn.dispatch), so that a request queued behind
+		// them (a getattr from another process) is not held up by them
+		// all in turn.
+		return c.br.Buffered() == 0 && c.fidIsPlain(m.Fid, true)
 	}
 	return false
 }
