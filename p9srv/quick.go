@@ -15,8 +15,9 @@ import (
 // request, and each tick wakes a thread and keeps the Go scheduler's
 // monitor busy; for the requests a client sends most (walk, getattr,
 // clunk, statfs, readdir, reads and writes of files) that costs more
-// than the request: a 1 MiB write took ten ticks. Everything else still goes through the watchdog, so a slow
-// request never holds up the connection for long.
+// than the request: a 1 MiB write took ten ticks. Everything else still
+// goes through the watchdog, so a slow request never holds up the
+// connection for long.
 func (c *conn) quick(r *request) bool {
 	switch m := r.msg.(type) {
 	case *wire.TwalkReq, *wire.TgetattrReq, *wire.TstatfsReq, *wire.TclunkReq,
