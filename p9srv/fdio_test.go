@@ -100,6 +100,21 @@ func TestFDConnLargeResponses(t *testing.T) {
 		}
 		off += uint64(len(p))
 	}
+	// The same through the client's zero-copy read into one reused buffer.
+	buf := make([]byte, 1<<20-24)
+	for off := uint64(0); off < 4<<20; {
+		n, err := c.ReadInto(1, off, buf)
+		must(t, err)
+		if n == 0 {
+			t.Fatalf("read into at %d: nothing", off)
+		}
+		for i, b := range buf[:n] {
+			if b != byte(off+uint64(i)) {
+				t.Fatalf("read into at %d: wrong byte at %d", off, off+uint64(i))
+			}
+		}
+		off += uint64(n)
+	}
 }
 
 // closeClient on the connection given to ServeConn ends its service (as

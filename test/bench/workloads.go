@@ -162,15 +162,15 @@ func listDir(s *session, dir uint32) (int, error) {
 	n := 0
 	var off uint64
 	for {
-		ents, err := s.c.Readdir(f, off, s.chunk())
+		got, last, err := s.c.ReaddirCount(f, off, s.chunk())
 		if err != nil {
 			return n, err
 		}
-		if len(ents) == 0 {
+		if got == 0 {
 			return n, nil
 		}
-		n += len(ents)
-		off = ents[len(ents)-1].Offset
+		n += got
+		off = last
 	}
 }
 
@@ -186,17 +186,17 @@ func setupSeqRead(s *session, _ string) (func() (int64, error), func() error, er
 		return nil, nil, err
 	}
 	var off uint64
-	count := s.chunk()
+	buf := make([]byte, s.chunk())
 	op := func() (int64, error) {
-		p, err := s.c.Read(f, off, count)
+		n, err := s.c.ReadInto(f, off, buf)
 		if err != nil {
 			return 0, err
 		}
-		off += uint64(len(p))
-		if len(p) == 0 || off >= seqFileSize {
+		off += uint64(n)
+		if n == 0 || off >= seqFileSize {
 			off = 0
 		}
-		return int64(len(p)), nil
+		return int64(n), nil
 	}
 	return op, func() error { return s.c.Clunk(f) }, nil
 }

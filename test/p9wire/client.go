@@ -1,12 +1,15 @@
 package p9wire
 
 import (
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/union9p/union9p/p9srv/wire"
 	"io"
 	"net"
 	"sync"
+
+	"github.com/union9p/union9p/p9srv/wire"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,18 +23,30 @@ var ErrClosed = errors.New("p9wire: connection closed")
 // Client sends requests over one connection and matches responses to them
 // by tag. All methods are safe for concurrent use; each blocks until its
 // response arrives or the connection ends.
+//
+// Like the kernel's client it keeps its own cost per request small, so
+// that what a benchmark measures is the server: responses are read through
+// one buffered reader (a small response is one read(2)), Twrite data goes
+// out with the header in one writev(2) without being copied, and ReadInto
+// reads Rread data straight into the caller's buffer.
 type Client struct {
 	conn  io.ReadWriteCloser
+	in    *bufio.Reader // owned by readLoop
 	msize uint32
 
-	writeMu sync.Mutex // one frame per Write, frames never interleave
+	writeMu sync.Mutex // frames never interleave
 
 	mu      sync.Mutex
-	pending map[uint16]chan Frame // tags in use -> waiting request
+	pending map[uint16]*Call // tags in use -> waiting request
 	nextTag uint16
 	err     error // set once the reader stops
 	done    chan struct{}
 }
+
+// readBufferSize is the client's receive buffer: larger than any
+// metadata response, so those come in with one read(2); bigger Rread and
+// Rreaddir bodies are read past it straight into their destination.
+const readBufferSize = 64 << 10
 
 // Dial connects to network/address ("unix", "/path" or "tcp", "host:port")
 // and negotiates the version; see NewClient.
@@ -67,7 +82,7 @@ func NewClient(conn io.ReadWriteCloser, msize uint32) (*Client, error) {
 	if d.Err() != nil || version != Version || got == 0 || got > msize {
 		return nil, fmt.Errorf("p9wire: version: server answered %q msize %d", version, got)
 	}
-	c := &Client{conn: conn, msize: got, pending: make(map[uint16]chan Frame), done: make(chan struct{})}
+	c := &Client{conn: conn, in: bufio.NewReaderSize(conn, readBufferSize), msize: got, pending: make(map[uint16]*Call), done: make(chan struct{})}
 	go c.readLoop()
 	return c, nil
 }
@@ -85,19 +100,56 @@ func (c *Client) Close() error {
 func (c *Client) readLoop() {
 	defer close(c.done)
 	for {
-		f, err := ReadFrame(c.conn, c.msize)
-		if err != nil {
+		if err := c.readResponse(); err != nil {
 			c.fail(err)
 			return
 		}
-		c.mu.Lock()
-		ch, ok := c.pending[f.Tag]
-		delete(c.pending, f.Tag)
-		c.mu.Unlock()
-		if ok {
-			ch <- f
-		}
 	}
+}
+
+// readResponse reads one frame and hands it to the request owning its tag.
+// An Rread for a request started by ReadInto has its data read into the
+// caller's buffer; every other body gets a buffer of its own.
+func (c *Client) readResponse() error {
+	var hdr [HeaderSize]byte
+	if _, err := io.ReadFull(c.in, hdr[:]); err != nil {
+		return err
+	}
+	size, typ, tag := wire.ParseHeader(hdr[:])
+	if size < HeaderSize {
+		return fmt.Errorf("p9wire: frame size %d below header size", size)
+	}
+	if size > c.msize {
+		return fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, size, c.msize)
+	}
+	c.mu.Lock()
+	call := c.pending[tag]
+	delete(c.pending, tag)
+	c.mu.Unlock()
+	bodyLen := int(size - HeaderSize)
+	if call != nil && call.dst != nil && typ == Rread && bodyLen >= 4 {
+		var cnt [4]byte
+		if _, err := io.ReadFull(c.in, cnt[:]); err != nil {
+			return err
+		}
+		n := int(binary.LittleEndian.Uint32(cnt[:]))
+		if n != bodyLen-4 || n > len(call.dst) {
+			return fmt.Errorf("p9wire: Rread of %d bytes in a %d-byte body for a %d-byte buffer", n, bodyLen, len(call.dst))
+		}
+		if _, err := io.ReadFull(c.in, call.dst[:n]); err != nil {
+			return err
+		}
+		call.ch <- Frame{Type: typ, Tag: tag, Body: cnt[:]}
+		return nil
+	}
+	f := Frame{Type: typ, Tag: tag, Body: make([]byte, bodyLen)}
+	if _, err := io.ReadFull(c.in, f.Body); err != nil {
+		return err
+	}
+	if call != nil {
+		call.ch <- f
+	}
+	return nil
 }
 
 func (c *Client) fail(err error) {
@@ -107,8 +159,8 @@ func (c *Client) fail(err error) {
 		err = ErrClosed
 	}
 	c.err = err
-	for tag, ch := range c.pending {
-		close(ch)
+	for tag, call := range c.pending {
+		close(call.ch)
 		delete(c.pending, tag)
 	}
 }
@@ -118,11 +170,18 @@ type Call struct {
 	Tag uint16
 	c   *Client
 	ch  chan Frame
+	dst []byte // where an Rread's data goes (ReadInto), or nil
 }
 
 // Start sends a request and returns without waiting for its response.
 func (c *Client) Start(typ uint8, body []byte) (*Call, error) {
-	ch := make(chan Frame, 1)
+	return c.start(typ, body, nil, nil)
+}
+
+// start registers a tag, then writes the frame: header, body and, if
+// given, payload after the body (a Twrite's data, sent without a copy).
+func (c *Client) start(typ uint8, body, payload, dst []byte) (*Call, error) {
+	call := &Call{c: c, ch: make(chan Frame, 1), dst: dst}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -142,11 +201,12 @@ func (c *Client) Start(typ uint8, body []byte) (*Call, error) {
 		}
 	}
 	tag := c.nextTag
-	c.pending[tag] = ch
+	call.Tag = tag
+	c.pending[tag] = call
 	c.mu.Unlock()
 
 	c.writeMu.Lock()
-	err := WriteFrame(c.conn, typ, tag, body)
+	err := c.writeFrame(typ, tag, body, payload)
 	c.writeMu.Unlock()
 	if err != nil {
 		c.mu.Lock()
@@ -154,7 +214,22 @@ func (c *Client) Start(typ uint8, body []byte) (*Call, error) {
 		c.mu.Unlock()
 		return nil, err
 	}
-	return &Call{Tag: tag, c: c, ch: ch}, nil
+	return call, nil
+}
+
+// writeFrame writes one frame; the caller holds writeMu. With a payload
+// the header and body go in one buffer and the payload beside it, one
+// writev(2) on a socket.
+func (c *Client) writeFrame(typ uint8, tag uint16, body, payload []byte) error {
+	if len(payload) == 0 {
+		return WriteFrame(c.conn, typ, tag, body)
+	}
+	head := wire.StartFrame(make([]byte, 0, HeaderSize+len(body)), typ, tag)
+	head = append(head, body...)
+	binary.LittleEndian.PutUint32(head, uint32(len(head)+len(payload)))
+	bufs := net.Buffers{head, payload}
+	_, err := bufs.WriteTo(c.conn)
+	return err
 }
 
 // Wait returns the response frame. An Rlerror is returned as unix.Errno.
@@ -180,7 +255,11 @@ func (call *Call) Wait() (Frame, error) {
 // RPC sends a request of type typ and waits for its response, which must be
 // of type typ+1 (or Rlerror, returned as a unix.Errno).
 func (c *Client) RPC(typ uint8, body []byte) (*Decoder, error) {
-	call, err := c.Start(typ, body)
+	return c.rpc(typ, body, nil, nil)
+}
+
+func (c *Client) rpc(typ uint8, body, payload, dst []byte) (*Decoder, error) {
+	call, err := c.start(typ, body, payload, dst)
 	if err != nil {
 		return nil, err
 	}

@@ -155,9 +155,22 @@ func (c *Client) Read(fid uint32, offset uint64, count uint32) ([]byte, error) {
 	return rest[:n], nil
 }
 
-// Write sends one Twrite and returns the count written.
+// ReadInto sends one Tread for len(dst) bytes and reads the data of its
+// Rread straight into dst, as the kernel's zero-copy read does; it returns
+// the count read. dst must not be touched until ReadInto returns.
+func (c *Client) ReadInto(fid uint32, offset uint64, dst []byte) (int, error) {
+	d, err := c.rpc(Tread, new(Encoder).U32(fid).U64(offset).U32(uint32(len(dst))).Bytes(), nil, dst)
+	if err != nil {
+		return 0, err
+	}
+	n := d.U32()
+	return int(n), d.Err()
+}
+
+// Write sends one Twrite and returns the count written. The data is sent
+// beside the header, not copied into the frame.
 func (c *Client) Write(fid uint32, offset uint64, data []byte) (uint32, error) {
-	d, err := c.RPC(Twrite, new(Encoder).U32(fid).U64(offset).U32(uint32(len(data))).Raw(data).Bytes())
+	d, err := c.rpc(Twrite, new(Encoder).U32(fid).U64(offset).U32(uint32(len(data))).Bytes(), data, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -186,6 +199,34 @@ func (c *Client) Readdir(fid uint32, offset uint64, count uint32) ([]Dirent, err
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// ReaddirCount sends one Treaddir and returns the number of entries in the
+// answer and the offset of the last one, checking each entry's encoding
+// but keeping no names: what getdents(2) costs a kernel client that copies
+// names into the caller's buffer, not a Go string per entry.
+func (c *Client) ReaddirCount(fid uint32, offset uint64, count uint32) (n int, last uint64, err error) {
+	d, err := c.RPC(Treaddir, new(Encoder).U32(fid).U64(offset).U32(count).Bytes())
+	if err != nil {
+		return 0, 0, err
+	}
+	size := d.U32()
+	rest := d.Rest()
+	if d.Err() != nil || int(size) > len(rest) {
+		return 0, 0, ErrShortBody
+	}
+	ed := NewDecoder(rest[:size])
+	for len(ed.Rest()) > 0 {
+		ed.QID()
+		last = ed.U64()
+		ed.U8()
+		ed.Bytes(int(ed.U16()))
+		if ed.Err() != nil {
+			return 0, 0, ed.Err()
+		}
+		n++
+	}
+	return n, last, nil
 }
 
 // Mkdir sends Tmkdir.
