@@ -111,18 +111,10 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 	if u.upper == nil {
 		return -1, unix.EROFS
 	}
-	up, lowers, parent, name := n.state()
-	if up >= 0 {
-		return up, nil
+	up, lowers, _, name, pfd, unlock, err := n.lockForCopyUp()
+	if err != nil || up >= 0 {
+		return up, err
 	}
-	if parent == nil || len(lowers) == 0 {
-		return -1, unix.EIO // the root always has an upper
-	}
-	pfd, err := parent.copyUp()
-	if err != nil {
-		return -1, err
-	}
-	unlock := u.copyups.lock(n.id)
 	defer unlock()
 
 	// Another Node of this object may have copied it meanwhile.
@@ -164,6 +156,39 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 		n.mu.Unlock()
 	}
 	return fd, err
+}
+
+// lockForCopyUp takes n's copy-up lock with n's parent copied up, and
+// returns n's state read under that lock: the state it is copied with. If
+// n has an upper object by then (another fid's copy-up finished while this
+// one waited), that is returned and nothing is locked. A rename of n while
+// it waited (a copied-up n can be renamed through another fid) is followed:
+// n's new name and parent are used, never the old name, which may now be a
+// whiteout.
+func (n *Node) lockForCopyUp() (up int, lowers []lowerObj, parent *Node, name string, pfd int, unlock func(), err error) {
+	for {
+		up, lowers, parent, name = n.state()
+		if up >= 0 {
+			return up, nil, nil, "", -1, nil, nil
+		}
+		if parent == nil || len(lowers) == 0 {
+			return -1, nil, nil, "", -1, nil, unix.EIO // the root always has an upper
+		}
+		pfd, err = parent.copyUp()
+		if err != nil {
+			return -1, nil, nil, "", -1, nil, err
+		}
+		unlock = n.u.copyups.lock(n.id)
+		up2, _, parent2, name2 := n.state()
+		if up2 >= 0 {
+			unlock()
+			return up2, nil, nil, "", -1, nil, nil
+		}
+		if parent2 == parent && name2 == name {
+			return -1, lowers, parent, name, pfd, unlock, nil
+		}
+		unlock()
+	}
 }
 
 // workCopy is a copy being built in the work directory: a regular file is
