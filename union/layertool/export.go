@@ -131,6 +131,9 @@ type exporter struct {
 	links map[fileKey]string // first path of each hard-linked inode
 	stats ExportStats
 	buf   []byte
+	// xattrNames receives a file's xattr names; when there are some,
+	// readMetaFd lists them again (rare: upper files seldom have xattrs).
+	xattrNames [256]byte
 }
 
 // dir writes the entries of the upper directory fd at tar path p ("" for
@@ -143,7 +146,7 @@ func (e *exporter) dir(p string, fd int) error {
 	for _, name := range names {
 		cp := p + name
 		var st unix.Stat_t
-		if err := lstatAt(fd, name, &st); err != nil {
+		if err := lstatRaw(fd, name, &st); err != nil {
 			return fmt.Errorf("/%s: %w", cp, err)
 		}
 		if e.s.isWhiteout(fd, name, &st) {
@@ -206,6 +209,19 @@ func (e *exporter) marker(name string, st *unix.Stat_t) error {
 	return nil
 }
 
+// metaFd is readMetaFd for the regular file open at fd, with one raw
+// call for the common file that has no xattrs at all.
+func (e *exporter) metaFd(fd int, st *unix.Stat_t) (meta, error) {
+	n, err := rawFlistxattr(fd, e.xattrNames[:])
+	if (err == nil && n == 0) || err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
+		return statMeta(st), nil
+	}
+	if err != nil && err != unix.ERANGE {
+		return meta{}, err
+	}
+	return readMetaFd(fd, st)
+}
+
 // header writes the header blocks of h.
 func (e *exporter) header(h *tar.Header) error {
 	var err error
@@ -226,7 +242,7 @@ func (e *exporter) data(fd int, size int64) (int64, error) {
 		if e.out.err != nil {
 			return n, e.out.err
 		}
-		k, err := unix.Read(fd, r[:min(int64(len(r)), size-n)])
+		k, err := rawRead(fd, r[:min(int64(len(r)), size-n)])
 		if err == unix.EINTR {
 			continue
 		}
@@ -256,11 +272,11 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t, data *data
 		// names its xattr list gives anyway) and the data. Block counts
 		// cannot tell a metadata-only copy: an xattr block outside the
 		// inode counts too.
-		if f, err = openFileFd(dirfd, name); err != nil {
+		if f, err = openFileRaw(dirfd, name); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
-		defer unix.Close(f)
-		if m, err = readMetaFd(f, st); err != nil {
+		defer rawClose(f)
+		if m, err = e.metaFd(f, st); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
 		if data == nil && findMeta && st.Size > 0 && slices.Contains(m.private, string(e.s.ns)+"metacopy") {
