@@ -2,7 +2,6 @@ package layertool
 
 import (
 	"archive/tar"
-	"bufio"
 	"fmt"
 	"io"
 	"slices"
@@ -56,8 +55,7 @@ func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
 	if err != nil {
 		return ExportStats{}, err
 	}
-	bw := bufio.NewWriterSize(out, 256<<10)
-	e := &exporter{s: s, tw: tar.NewWriter(bw), bw: bw, opts: opts, links: map[fileKey]string{},
+	e := &exporter{s: s, out: newTarOut(out, 256<<10), opts: opts, links: map[fileKey]string{},
 		buf: make([]byte, 256<<10)}
 	root, err := openDirAt(s.upper.fd, ".")
 	if err != nil {
@@ -73,10 +71,8 @@ func Export(l Layers, w io.Writer, opts ExportOptions) (ExportStats, error) {
 	}
 	unix.Close(root)
 	if err == nil {
-		err = e.tw.Close()
-	}
-	if err == nil {
-		err = bw.Flush()
+		e.out.zeros(2 * 512) // the end of the archive: two zero blocks
+		err = e.out.Flush()
 	}
 	if err == nil {
 		err = finish()
@@ -129,12 +125,15 @@ type fileKey struct{ dev, ino uint64 }
 
 type exporter struct {
 	s     *stack
-	tw    *tar.Writer
-	bw    *bufio.Writer // under tw: sparse entries are written here
+	out   *tarOut // whole entries, written in large writes
+	hdr   []byte  // a header being encoded (reused)
 	opts  ExportOptions
 	links map[fileKey]string // first path of each hard-linked inode
 	stats ExportStats
 	buf   []byte
+	// xattrNames receives a file's xattr names; when there are some,
+	// readMetaFd lists them again (rare: upper files seldom have xattrs).
+	xattrNames [256]byte
 }
 
 // dir writes the entries of the upper directory fd at tar path p ("" for
@@ -147,7 +146,7 @@ func (e *exporter) dir(p string, fd int) error {
 	for _, name := range names {
 		cp := p + name
 		var st unix.Stat_t
-		if err := lstatAt(fd, name, &st); err != nil {
+		if err := lstatRaw(fd, name, &st); err != nil {
 			return fmt.Errorf("/%s: %w", cp, err)
 		}
 		if e.s.isWhiteout(fd, name, &st) {
@@ -202,12 +201,62 @@ func (e *exporter) mtime(st *unix.Stat_t) time.Time {
 // marker writes an empty OCI marker file.
 func (e *exporter) marker(name string, st *unix.Stat_t) error {
 	h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, ModTime: e.mtime(st), Format: tar.FormatPAX}
-	if err := e.tw.WriteHeader(h); err != nil {
+	if err := e.header(h); err != nil {
 		return fmt.Errorf("/%s: %w", name, err)
 	}
 	e.stats.Entries++
 	report(e.opts.Progress, 1, 0)
 	return nil
+}
+
+// metaFd is readMetaFd for the regular file open at fd, with one raw
+// call for the common file that has no xattrs at all.
+func (e *exporter) metaFd(fd int, st *unix.Stat_t) (meta, error) {
+	n, err := rawFlistxattr(fd, e.xattrNames[:])
+	if (err == nil && n == 0) || err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
+		return statMeta(st), nil
+	}
+	if err != nil && err != unix.ERANGE {
+		return meta{}, err
+	}
+	return readMetaFd(fd, st)
+}
+
+// header writes the header blocks of h.
+func (e *exporter) header(h *tar.Header) error {
+	var err error
+	if e.hdr, err = appendHeader(e.hdr[:0], h); err != nil {
+		return err
+	}
+	_, err = e.out.Write(e.hdr)
+	return err
+}
+
+// data writes size bytes of the file open at fd and the padding after
+// them, reading straight into the output buffer; it returns how many
+// bytes the file gave (fewer: it shrank, and the output is unusable).
+func (e *exporter) data(fd int, size int64) (int64, error) {
+	var n int64
+	for n < size {
+		r := e.out.room(int(min(size-n, 1<<30)))
+		if e.out.err != nil {
+			return n, e.out.err
+		}
+		k, err := rawRead(fd, r[:min(int64(len(r)), size-n)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if k == 0 {
+			return n, nil
+		}
+		e.out.commit(k)
+		n += int64(k)
+	}
+	e.out.zeros(int(blockPad(size)))
+	return n, e.out.err
 }
 
 // object writes the header (and data) of the object name in dirfd; data,
@@ -223,11 +272,11 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t, data *data
 		// names its xattr list gives anyway) and the data. Block counts
 		// cannot tell a metadata-only copy: an xattr block outside the
 		// inode counts too.
-		if f, err = openFileFd(dirfd, name); err != nil {
+		if f, err = openFileRaw(dirfd, name); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
-		defer unix.Close(f)
-		if m, err = readMetaFd(f, st); err != nil {
+		defer rawClose(f)
+		if m, err = e.metaFd(f, st); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
 		if data == nil && findMeta && st.Size > 0 && slices.Contains(m.private, string(e.s.ns)+"metacopy") {
@@ -328,12 +377,12 @@ func (e *exporter) write(h *tar.Header, f int, p string, st *unix.Stat_t) error 
 			return e.writeSparse(h, f, p, segs)
 		}
 	}
-	if err := e.tw.WriteHeader(h); err != nil {
+	if err := e.header(h); err != nil {
 		return fmt.Errorf("/%s: %w", p, err)
 	}
 	e.stats.Entries++
 	if f >= 0 {
-		n, err := copyFd(e.tw, f, st.Size, e.buf)
+		n, err := e.data(f, st.Size)
 		if err == nil && n != st.Size {
 			err = fmt.Errorf("file shrank while exported (%d of %d bytes)", n, st.Size)
 		}

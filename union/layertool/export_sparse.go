@@ -14,9 +14,8 @@ import (
 // Sparse files are exported in the PAX "GNU sparse 1.0" format, which GNU
 // tar, bsdtar and Go's tar reader (hence our import) turn back into files
 // with holes. Go's tar writer cannot write it (it drops GNU.sparse.*
-// records), so this file writes such an entry's blocks itself, between
-// two entries of the tar.Writer (after its Flush, the writer is at a block
-// boundary and holds no state about the finished entry).
+// records), so this file writes such an entry's blocks itself (export
+// writes every entry whole, so it starts at a block boundary).
 //
 // The entry is:
 //
@@ -80,9 +79,6 @@ func dataSegments(fd int, size int64, blocks int64) ([]segment, error) {
 // writeSparse writes h (a regular file of h.Size bytes, read from f) as a
 // GNU sparse 1.0 entry with the data segments segs.
 func (e *exporter) writeSparse(h *tar.Header, f int, p string, segs []segment) error {
-	if err := e.tw.Flush(); err != nil {
-		return fmt.Errorf("/%s: %w", p, err)
-	}
 	var sm strings.Builder
 	fmt.Fprintf(&sm, "%d\n", len(segs))
 	var data int64
@@ -120,7 +116,7 @@ func (e *exporter) writeSparse(h *tar.Header, f int, p string, segs []segment) e
 	xh := ustarHeader(shortName("PaxHeaders.0/", base), tar.TypeXHeader, 0o644, 0, 0, int64(len(pax)), h.ModTime.Unix())
 	fh := ustarHeader(shortName("GNUSparseFile.0/", base), tar.TypeReg, h.Mode, h.Uid, h.Gid, area, h.ModTime.Unix())
 	for _, b := range [][]byte{xh, padBlock(pax), fh, mapBytes} {
-		if _, err := e.bw.Write(b); err != nil {
+		if _, err := e.out.Write(b); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
 	}
@@ -131,7 +127,7 @@ func (e *exporter) writeSparse(h *tar.Header, f int, p string, segs []segment) e
 		if _, err := unix.Seek(f, s.off, io.SeekStart); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
-		n, err := copyFd(e.bw, f, s.n, e.buf)
+		n, err := copyFd(e.out, f, s.n, e.buf)
 		if err == nil && n != s.n {
 			err = fmt.Errorf("file shrank while exported (%d of %d bytes at %d)", n, s.n, s.off)
 		}
@@ -140,7 +136,7 @@ func (e *exporter) writeSparse(h *tar.Header, f int, p string, segs []segment) e
 		}
 	}
 	if pad := (512 - data%512) % 512; pad > 0 {
-		if _, err := e.bw.Write(make([]byte, pad)); err != nil {
+		if _, err := e.out.Write(make([]byte, pad)); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
 	}

@@ -54,8 +54,14 @@ func readMetaFd(fd int, st *unix.Stat_t) (meta, error) {
 		func(x string) ([]byte, error) { return getXattrFd(fd, x) }, nil)
 }
 
+// statMeta is the meta of an object without xattrs (a symbolic link's
+// target aside) whose lstat is st.
+func statMeta(st *unix.Stat_t) meta {
+	return meta{mode: st.Mode, uid: st.Uid, gid: st.Gid, rdev: st.Rdev, size: st.Size, nlink: st.Nlink, mtime: st.Mtim}
+}
+
 func readMetaWith(st *unix.Stat_t, list func() ([]string, error), get func(string) ([]byte, error), readlink func([]byte) (int, error)) (meta, error) {
-	m := meta{mode: st.Mode, uid: st.Uid, gid: st.Gid, rdev: st.Rdev, size: st.Size, nlink: st.Nlink, mtime: st.Mtim}
+	m := statMeta(st)
 	names, err := list()
 	if err != nil {
 		return m, err
