@@ -252,7 +252,7 @@ func (n *Node) placeCopyLocked(w *workCopy, pfd int, name string) error {
 		return fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
 	if havePst {
-		unix.UtimesNanoAt(unix.AT_FDCWD, procPath(pfd), []unix.Timespec{pst.Atim, pst.Mtim}, 0)
+		unix.UtimesNanoAt(pfd, "", []unix.Timespec{pst.Atim, pst.Mtim}, unix.AT_EMPTY_PATH)
 	}
 	return nil
 }
@@ -312,26 +312,25 @@ func (u *Union) copyObject(src lowerObj, dataFd int, w *workCopy, id uint64, wit
 		if !withData || meta {
 			size = 0
 		}
-		sfd, dfd, err := u.copyFileData(dataFd, w, size)
+		sfd, dfd, err := u.copyFileData(dataFd, w, size, u.hostMode(st.Mode, unix.S_IFREG))
 		if err != nil {
 			return err
 		}
-		defer unix.Close(sfd)
+		if sfd >= 0 {
+			defer unix.Close(sfd)
+		}
 		if meta {
 			if err := unix.Ftruncate(dfd, st.Size); err != nil {
 				return err
 			}
 		}
-		msrc := sfd
-		if dataFd != src.fd {
-			// The metadata is the metadata-only copy's, not the data's.
-			if msrc, err = reopen(src.fd, unix.O_RDONLY|unix.O_NOATIME); err == unix.EPERM {
-				msrc, err = reopen(src.fd, unix.O_RDONLY)
-			}
-			if err != nil {
-				return err
-			}
-			defer unix.Close(msrc)
+		// The metadata comes from the open source where there is one; a
+		// copy without data (metadata only, or truncated) opens nothing
+		// and reads it through the O_PATH descriptor, as does a copy
+		// whose data is not src's (the metadata-only copy's own is).
+		msrc := objOpen(sfd)
+		if sfd < 0 || dataFd != src.fd {
+			msrc = objPath(src.fd)
 		}
 		if err := u.finishCopy(msrc, dfd, &st, id); err != nil {
 			return err
@@ -358,7 +357,7 @@ func (u *Union) copyObject(src lowerObj, dataFd int, w *workCopy, id uint64, wit
 			return err
 		}
 		defer unix.Close(sfd)
-		if err := u.finishCopy(sfd, dfd, &st, id); err != nil {
+		if err := u.finishCopy(objOpen(sfd), dfd, &st, id); err != nil {
 			return err
 		}
 		return syncCopy(dfd)
@@ -396,19 +395,24 @@ func syncCopy(fd int) error {
 }
 
 // finishCopy gives the work object open at dst the owner, mode, xattrs and
-// times of the lower object open at src (st), and records its origin id.
+// times of the lower object src (an open descriptor, or an O_PATH one read
+// through /proc), whose lstat is st, and records its origin id.
 //
 // The owner comes first: chown clears setuid and file capabilities
 // (security.capability) on the host, so xattrs follow it, and the times
 // come last.
-func (u *Union) finishCopy(src, dst int, st *unix.Stat_t, id uint64) error {
-	if err := u.copyOwner(objPath(src), objOpen(dst), st); err != nil {
+func (u *Union) finishCopy(src hostObj, dst int, st *unix.Stat_t, id uint64) error {
+	if err := u.copyOwner(src, objOpen(dst), st); err != nil {
 		return err
 	}
-	err := copyXattrs(
-		func() ([]string, error) { return listXattrFd(src) },
-		func(name string) ([]byte, error) { return getXattrFd(src, name) },
-		func(name string, v []byte) error { return unix.Fsetxattr(dst, name, v, 0) })
+	list := func() ([]string, error) { return listXattrFd(src.fd) }
+	get := func(name string) ([]byte, error) { return getXattrFd(src.fd, name) }
+	if !src.open {
+		p := procPath(src.fd)
+		list = func() ([]string, error) { return listXattrPath(p, unix.Listxattr) }
+		get = func(name string) ([]byte, error) { return getXattrPath(p, name, unix.Getxattr) }
+	}
+	err := copyXattrs(list, get, func(name string, v []byte) error { return unix.Fsetxattr(dst, name, v, 0) })
 	if err != nil {
 		return err
 	}
@@ -420,10 +424,17 @@ func (u *Union) finishCopy(src, dst int, st *unix.Stat_t, id uint64) error {
 
 // copyOwner gives the copy dst the owner and mode the lower object src
 // (whose lstat is st) shows: a copy-up must not change what a client sees.
+// A copy open at dst that already has them (made by the server's own user
+// with the right permission bits) is left alone: two inode changes fewer
+// on every copy-up, which a metadata-only copy-up (chown -R) mostly is.
 func (u *Union) copyOwner(src, dst hostObj, st *unix.Stat_t) error {
 	shown := Attr{UID: st.Uid, GID: st.Gid, Mode: st.Mode}
 	if src.fd >= 0 {
 		u.shownOwner(src.fd, &shown)
+	}
+	var cur unix.Stat_t
+	if dst.open && fstat(dst.fd, &cur) == nil && u.ownerStored(&cur, shown.UID, shown.GID, shown.Mode) {
+		return nil
 	}
 	return u.storeOwner(dst, st.Mode&unix.S_IFMT, &shown.UID, &shown.GID, &shown.Mode, ownerOfNew)
 }

@@ -7,33 +7,45 @@ import (
 // copyFileData creates the copy w in the work directory with the data of
 // the lower regular file srcFd (O_PATH): a reflink where the filesystem
 // can, else copy_file_range over the data extents only, so that holes stay
-// holes. It returns the source, open, and the copy (w's, which w closes),
-// for the metadata to follow. Only the first size bytes are copied (the
-// copy is then that long).
+// holes. It returns the source, open (-1 when size is 0: nothing is read,
+// and the metadata is read through srcFd), and the copy (w's, which w
+// closes), for the metadata to follow. Only the first size bytes are
+// copied (the copy is then that long). The copy is created with the
+// permission bits perm (less the umask), so that a copy whose owner and
+// mode need no change gets none (copyOwner).
 //
 // The copy is an O_TMPFILE where the filesystem has them, as overlayfs
 // makes its copies: placing it is one link instead of a create and a
 // rename between two directories, and a crash leaves nothing behind.
-func (u *Union) copyFileData(srcFd int, w *workCopy, size int64) (src, dst int, err error) {
-	src, err = reopen(srcFd, unix.O_RDONLY|unix.O_NOATIME)
-	if err == unix.EPERM {
-		src, err = reopen(srcFd, unix.O_RDONLY)
+func (u *Union) copyFileData(srcFd int, w *workCopy, size int64, perm uint32) (src, dst int, err error) {
+	src = -1
+	if size > 0 {
+		src, err = reopen(srcFd, unix.O_RDONLY|unix.O_NOATIME)
+		if err == unix.EPERM {
+			src, err = reopen(srcFd, unix.O_RDONLY)
+		}
+		if err != nil {
+			return -1, -1, err
+		}
 	}
-	if err != nil {
-		return -1, -1, err
+	closeSrc := func() {
+		if src >= 0 {
+			unix.Close(src)
+		}
 	}
-	dst, err = unix.Openat(u.work, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	perm &= 0o777
+	dst, err = unix.Openat(u.work, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, perm)
 	w.tmpfile = err == nil
 	if !w.tmpfile {
-		dst, err = unix.Openat(u.work, w.name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		dst, err = unix.Openat(u.work, w.name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 	}
 	if err != nil {
-		unix.Close(src)
+		closeSrc()
 		return -1, -1, err
 	}
 	w.fd = dst
 	if err := copyData(src, dst, size); err != nil {
-		unix.Close(src)
+		closeSrc()
 		w.close()
 		return -1, -1, err
 	}

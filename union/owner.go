@@ -121,6 +121,18 @@ func (u *Union) storeOwner(o hostObj, typ uint32, uid, gid, mode *uint32, why ow
 	return nil
 }
 
+// ownerStored reports whether the host object whose fstat is cur already
+// has what storeOwner would give it for the owner uid:gid and the mode:
+// where owners and modes pass through, the same owner and host mode.
+// Mapped owners live in xattrs, which it does not look for (false).
+func (u *Union) ownerStored(cur *unix.Stat_t, uid, gid, mode uint32) bool {
+	typ := cur.Mode & unix.S_IFMT
+	if u.ownership == MappedXattr && keepsMappedXattrs(typ) {
+		return false
+	}
+	return cur.Uid == uid && cur.Gid == gid && (typ == unix.S_IFLNK || cur.Mode&0o7777 == u.hostMode(mode, typ))
+}
+
 // keepsMappedXattrs reports whether Linux lets objects of type typ carry
 // user.* xattrs (regular files and directories only).
 func keepsMappedXattrs(typ uint32) bool { return typ == unix.S_IFREG || typ == unix.S_IFDIR }

@@ -42,10 +42,16 @@ func IsMetacopy(fd int, ns Namespace) (bool, error) {
 	return true, nil
 }
 
-// SetMetacopy marks the regular file open at fd as a metadata-only copy,
-// with the value the kernel writes.
+// SetMetacopy marks the regular file at fd (any kind of descriptor) as a
+// metadata-only copy, with the value the kernel writes. An open descriptor
+// takes the marker directly; an O_PATH one (EBADF) through /proc, which
+// costs a path walk.
 func SetMetacopy(fd int, ns Namespace) error {
-	return setFd(fd, string(ns)+metacopyName, []byte{})
+	err := unix.Fsetxattr(fd, string(ns)+metacopyName, []byte{}, 0)
+	if err == unix.EBADF {
+		err = setFd(fd, string(ns)+metacopyName, []byte{})
+	}
+	return err
 }
 
 // ClearMetacopy removes the marker from the file open at fd, once its data

@@ -46,3 +46,33 @@ func TestMetacopyMarker(t *testing.T) {
 		t.Errorf("after ClearMetacopy: %v, %v", mc, err)
 	}
 }
+
+// TestMetacopyMarkerOpenFd: a copy being built marks itself through its
+// own open descriptor (no /proc walk); the value is the kernel's, empty.
+func TestMetacopyMarkerOpenFd(t *testing.T) {
+	ns := User
+	if os.Geteuid() == 0 {
+		ns = Trusted
+	}
+	p := filepath.Join(t.TempDir(), "f")
+	fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := SetMetacopy(fd, ns); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.Getxattr(p, string(ns)+"metacopy", nil)
+	if err != nil || n != 0 {
+		t.Fatalf("marker on %s: %d bytes, %v; want an empty value", p, n, err)
+	}
+	pfd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pfd)
+	if mc, err := IsMetacopy(pfd, ns); !mc || err != nil {
+		t.Errorf("marked through an open descriptor: %v, %v", mc, err)
+	}
+}
