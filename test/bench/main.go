@@ -26,6 +26,7 @@ type config struct {
 	CopyUpSize   int64
 	CopyUpRounds int
 	XFS          bool
+	ChownJournal bool
 	StraceOps    int
 	MemoryFiles  int
 	// The tenants section (tenants.go).
@@ -56,6 +57,7 @@ func parseFlags(args []string) (config, error) {
 	sizeMiB := fs.Int64("copyup-mib", 1024, "size of the copied-up file in MiB")
 	fs.IntVar(&cfg.CopyUpRounds, "copyup-rounds", 5, "copy-up rounds per side and filesystem")
 	fs.BoolVar(&cfg.XFS, "xfs", true, "also measure copy-up on a reflink XFS loop image")
+	fs.BoolVar(&cfg.ChownJournal, "chown-journal", true, "also measure chown -R on a journaled ext4 loop image")
 	fs.IntVar(&cfg.StraceOps, "strace-ops", 500, "operations per workload counted under strace")
 	fs.IntVar(&cfg.MemoryFiles, "memory-files", 1_000_000, "distinct lower files walked by the memory section")
 	fs.IntVar(&cfg.TenantFiles, "tenants-files", 100_000, "lower files every tenant walks in the tenants section")
@@ -193,8 +195,18 @@ func bench(ctx context.Context, cl *cleanups, cfg config, out io.Writer) error {
 		}
 	}
 	if cfg.Sections["chown"] {
-		if err := sectionChown(ctx, cl, cfg, binary, filepath.Join(tmp, "chown"), out); err != nil {
+		if err := sectionChown(ctx, cl, cfg, binary, filepath.Join(tmp, "chown"), "the bench directory's filesystem", out); err != nil {
 			return err
+		}
+		if cfg.ChownJournal {
+			progress("chown: making a journaled ext4 loop image")
+			mnt, err := mountJournaledExt4(ctx, cl, filepath.Join(tmp, "chown-ext4"), cfg.CopyUpSize*5+(512<<20))
+			if err != nil {
+				return err
+			}
+			if err := sectionChown(ctx, cl, cfg, binary, mnt, "ext4 with a journal (loop image, mkfs.ext4 defaults)", out); err != nil {
+				return err
+			}
 		}
 	}
 	if cfg.Sections["syscalls"] {

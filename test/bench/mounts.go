@@ -34,14 +34,30 @@ func unmount(mnt string) error {
 }
 
 // mountReflinkXFS makes a sparse image of size bytes in dir, formats it as
-// XFS with reflink (mkfs.xfs from xfsprogs), attaches it to a free loop
-// device and mounts it at dir/mnt. Unmounting and detaching the loop
-// device are registered in cl. It returns the mount point.
+// XFS with reflink (mkfs.xfs from xfsprogs) and mounts it; see mountImage.
 func mountReflinkXFS(ctx context.Context, cl *cleanups, dir string, size int64) (string, error) {
-	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
-		return "", fmt.Errorf("mkfs.xfs not found (apt-get install xfsprogs): %w", err)
+	return mountImage(ctx, cl, dir, size, "xfs", "mkfs.xfs", "xfsprogs", "-q", "-f", "-m", "reflink=1")
+}
+
+// mountJournaledExt4 makes a sparse image of size bytes in dir, formats it
+// as ext4 with mke2fs's defaults (a journal, as on any installed system)
+// and mounts it; see mountImage.
+func mountJournaledExt4(ctx context.Context, cl *cleanups, dir string, size int64) (string, error) {
+	return mountImage(ctx, cl, dir, size, "ext4", "mkfs.ext4", "e2fsprogs", "-q", "-F")
+}
+
+// mountImage makes a sparse image of size bytes in dir, formats it with
+// mkfs (from Debian package pkg) and mkfsArgs, attaches it to a free loop
+// device and mounts it as fstype at dir/mnt. Unmounting and detaching the
+// loop device are registered in cl. It returns the mount point.
+func mountImage(ctx context.Context, cl *cleanups, dir string, size int64, fstype, mkfs, pkg string, mkfsArgs ...string) (string, error) {
+	if _, err := exec.LookPath(mkfs); err != nil {
+		return "", fmt.Errorf("%s not found (apt-get install %s): %w", mkfs, pkg, err)
 	}
-	img := filepath.Join(dir, "xfs.img")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	img := filepath.Join(dir, fstype+".img")
 	f, err := os.Create(img)
 	if err != nil {
 		return "", err
@@ -51,8 +67,8 @@ func mountReflinkXFS(ctx context.Context, cl *cleanups, dir string, size int64) 
 	if err != nil {
 		return "", err
 	}
-	if out, err := exec.CommandContext(ctx, "mkfs.xfs", "-q", "-f", "-m", "reflink=1", img).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("mkfs.xfs: %v: %s", err, strings.TrimSpace(string(out)))
+	if out, err := exec.CommandContext(ctx, mkfs, append(mkfsArgs, img)...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s: %v: %s", mkfs, err, strings.TrimSpace(string(out)))
 	}
 	out, err := exec.CommandContext(ctx, "losetup", "--find", "--show", img).Output()
 	if err != nil {
@@ -69,7 +85,7 @@ func mountReflinkXFS(ctx context.Context, cl *cleanups, dir string, size int64) 
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		return "", err
 	}
-	if err := unix.Mount(dev, mnt, "xfs", 0, ""); err != nil {
+	if err := unix.Mount(dev, mnt, fstype, 0, ""); err != nil {
 		return "", fmt.Errorf("mount %s %s: %w", dev, mnt, err)
 	}
 	cl.add("unmount "+mnt, func() error { return unmount(mnt) })
