@@ -32,6 +32,7 @@ type shares struct {
 	Lower, Upper, Work string // union9p: the content, an empty upper
 	Upper2, Work2      string // the splice union's upper
 	Plain              string // QEMU's virtfs: the same content
+	FuseMnt            string // fuse-overlayfs of Lower, exported by QEMU (set when mounted)
 }
 
 // treeDir is the content's directory in the lower and in Plain.
@@ -104,6 +105,9 @@ func boot(ctx context.Context, net, union9p string, vm qemu.Machine, sh *shares,
 	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag, false)...)
 	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag+"loose", false)...)
 	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag+"lower", true)...)
+	if sh.FuseMnt != "" {
+		vm.Extra = append(vm.Extra, virtfsArgs(sh.FuseMnt, virtfsTag+"fuse", false)...)
+	}
 	args := append([]string{"qemu", "--transport", net + ",serial", "--name", unionName,
 		"--lower", sh.Lower, "--upper", sh.Upper, "--workdir", sh.Work,
 		"--next", "--name", spliceName,

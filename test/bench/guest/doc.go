@@ -14,6 +14,11 @@
 //   - qemu-9p and qemu-9p-loose: QEMU's -virtfs (local,
 //     security_model=passthrough) of a plain directory with the same
 //     content, trans=virtio, cache=mmap or loose;
+//   - fuse-overlayfs: QEMU's -virtfs (the same options as qemu-9p) of a
+//     fuse-overlayfs mount on the host over the union's lower with an
+//     upper of its own: QEMU's zero-copy virtio-9p in front of a FUSE
+//     union server, measured before union9p had a FUSE frontend of its
+//     own (fuseoverlay.go);
 //   - 9p-overlay: that export mounted read-only as the lower of the
 //     guest's own overlayfs with a tmpfs upper (what a user would build
 //     without union9p; its writes stay in guest RAM).

@@ -57,6 +57,8 @@ func newSide(cfg config, name string) (*side, error) {
 		s.doMount = guestMount("serial:"+cfg.SpliceUnion, mmap512, "--relay", "splice")
 	case record.SideReference:
 		s.doMount = virtfs(cfg.Tag, mmap512)
+	case record.SideFuseOverlayfs:
+		s.doMount = virtfs(cfg.Tag+"fuse", mmap512)
 	case "qemu-9p-loose":
 		s.doMount = virtfs(cfg.Tag+"loose", fmt.Sprintf("cache=loose,msize=%d", cfg.Msize))
 	case "9p-overlay":

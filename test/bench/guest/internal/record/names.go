@@ -19,11 +19,16 @@ var Sides = []Side{
 	{"relay-splice", "the same relay with guest-to-host splice(2) and 1 MiB reads"},
 	{SideReference, "QEMU's virtio-9p (-virtfs local, passthrough), trans=virtio, cache=mmap, msize=512000"},
 	{"qemu-9p-loose", "the same with cache=loose"},
+	{SideFuseOverlayfs, "QEMU's virtio-9p (-virtfs local, passthrough) exporting a host fuse-overlayfs mount of the union's lower (a separate upper), trans=virtio, cache=mmap, msize=512000: the virtfs path with a stand-in FUSE union server"},
 	{"9p-overlay", "QEMU's virtio-9p as a read-only lower + the guest's own overlayfs with a tmpfs upper (writes stay in guest RAM)"},
 }
 
 // SideTCP is the default path of `union9p qemu` and guest-mount.
 const SideTCP = "tcp"
+
+// SideFuseOverlayfs is QEMU's virtio-9p over a host fuse-overlayfs
+// mount: a stand-in for a FUSE frontend of union9p.
+const SideFuseOverlayfs = "fuse-overlayfs"
 
 // SideReference is the side the others are compared with.
 const SideReference = "qemu-9p"
