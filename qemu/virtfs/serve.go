@@ -6,6 +6,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/hanwen/go-fuse/v2/splice"
 	"github.com/union9p/union9p/union"
 	"golang.org/x/sys/unix"
 )
@@ -14,19 +15,33 @@ import (
 // (Linux allows 256 pages).
 const maxWrite = 1 << 20
 
-// Serve serves u on dev, a FUSE connection from Mount whose descriptor
-// number in this process is fd (go-fuse is given /dev/fd/N). It returns
-// when the mount is gone (the last holder of the mount closed it) or the
-// connection fails. logger gets go-fuse's own messages.
-func Serve(u *union.Union, fd int, logger *log.Logger) error {
+// Server serves one union on one FUSE connection.
+type Server struct {
+	srv *fuse.Server
+}
+
+// New prepares to serve u on a FUSE connection from Mount whose
+// descriptor number in this process is fd (go-fuse is given /dev/fd/N).
+// Everything the server opens by path is opened here (go-fuse's splice
+// pipes empty themselves into /dev/null, opened on first use), so that a
+// sandbox applied between New and Serve (Landlock to the layers) cannot
+// make a later request fail. logger gets go-fuse's own messages.
+func New(u *union.Union, fd int, logger *log.Logger) (*Server, error) {
 	root, err := u.Root()
 	if err != nil {
-		return fmt.Errorf("virtfs: root: %w", err)
+		return nil, fmt.Errorf("virtfs: root: %w", err)
 	}
 	a, err := root.Attr()
 	if err != nil {
 		root.Release()
-		return fmt.Errorf("virtfs: root: %w", err)
+		return nil, fmt.Errorf("virtfs: root: %w", err)
+	}
+	if p, err := splice.Get(); err == nil {
+		if _, err := p.Write([]byte{0}); err == nil {
+			splice.Done(p) // empties the pipe into /dev/null: opens it
+		} else {
+			splice.Drop(p)
+		}
 	}
 	ttl := CacheTTL
 	opts := &fs.Options{
@@ -48,8 +63,12 @@ func Serve(u *union.Union, fd int, logger *log.Logger) error {
 	rawFS := fs.NewNodeFS(newNode(u, root), opts)
 	srv, err := fuse.NewServer(rawFS, fmt.Sprintf("/dev/fd/%d", fd), &opts.MountOptions)
 	if err != nil {
-		return fmt.Errorf("virtfs: serve /dev/fd/%d: %w", fd, err)
+		root.Release()
+		return nil, fmt.Errorf("virtfs: serve /dev/fd/%d: %w", fd, err)
 	}
-	srv.Serve()
-	return nil
+	return &Server{srv: srv}, nil
 }
+
+// Serve answers requests until the mount is gone (the last holder of
+// the mount closed it) or the connection fails.
+func (s *Server) Serve() { s.srv.Serve() }

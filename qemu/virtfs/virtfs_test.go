@@ -66,8 +66,13 @@ func mountUnion(t *testing.T, files map[string]string) *mounted {
 		u.Close()
 		t.Fatal(err)
 	}
+	srv, err := New(u, int(dev.Fd()), nil)
+	if err != nil {
+		u.Close()
+		t.Fatal(err)
+	}
 	m.mnt, m.served = mnt, make(chan error, 1)
-	go func() { m.served <- Serve(u, int(dev.Fd()), nil) }()
+	go func() { srv.Serve(); m.served <- nil }()
 	m.root = "/proc/self/fd/" + strconv.Itoa(int(mnt.Fd()))
 	t.Cleanup(func() {
 		m.unmount(t)

@@ -269,6 +269,7 @@ func guestArgs(cfg config, t tree, timeout time.Duration) string {
 		"-sides", strings.Join(cfg.Sides, ","),
 		"-union", unionName,
 		"-splice-union", spliceName,
+		"-virtfs-union", virtfsName,
 		"-tag", virtfsTag,
 		"-lower-file", lowerFile,
 		"-timeout", max(timeout, time.Minute).String(),
