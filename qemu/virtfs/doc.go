@@ -23,9 +23,18 @@
 // (union.Open locks the upper and work directories against a second
 // server), so every change the host kernel could miss is one made
 // through this mount: entries, attributes and data are cached for
-// CacheTTL, and open files keep their page cache (FOPEN_KEEP_CACHE).
+// CacheTTL, and files keep their page cache across opens
+// (FOPEN_KEEP_CACHE) and across their own writes (no invalidation when
+// the mtime moves: ExplicitDataCacheControl), so a file just written is
+// read back from the host's page cache, as from a disk filesystem.
 // Writes go through to the union (no writeback cache), so a guest's
 // fsync reaches the upper's disk.
+//
+// # Debugging
+//
+// UNION9P_VIRTFS_DEBUG=1 in the server's environment logs every FUSE
+// request and reply (go-fuse's debug output) through the server's
+// logger: the way to count what QEMU's 9p server asks of the union.
 //
 // # Concurrency
 //

@@ -3,6 +3,7 @@ package virtfs
 import (
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -57,11 +58,16 @@ func New(u *union.Union, fd int, logger *log.Logger) (*Server, error) {
 			MaxReadAhead:         maxWrite,
 			MaxBackground:        64,
 			EnableSymlinkCaching: true,
-			Logger:               logger,
+			// The kernel keeps a file's pages when its mtime changes:
+			// every change of the data is a write through this mount,
+			// which the kernel's page cache already holds.
+			ExplicitDataCacheControl: true,
+			Debug:                    os.Getenv("UNION9P_VIRTFS_DEBUG") != "",
+			Logger:                   logger,
 		},
 	}
 	rawFS := fs.NewNodeFS(newNode(u, root), opts)
-	srv, err := fuse.NewServer(rawFS, fmt.Sprintf("/dev/fd/%d", fd), &opts.MountOptions)
+	srv, err := fuse.NewServer(&noOpendir{rawFS}, fmt.Sprintf("/dev/fd/%d", fd), &opts.MountOptions)
 	if err != nil {
 		root.Release()
 		return nil, fmt.Errorf("virtfs: serve /dev/fd/%d: %w", fd, err)

@@ -284,3 +284,39 @@ func TestMountIsPrivateAndGoesWithItsDescriptor(t *testing.T) {
 	}
 	m.unmount(t) // fails the test if Serve does not return
 }
+
+// A listing longer than one READDIRPLUS reply is read in several
+// requests without a handle (noOpendir): every entry once, merged.
+func TestLongListingAcrossRequests(t *testing.T) {
+	files := map[string]string{"big/": ""}
+	for i := range 1500 {
+		files["big/lower-"+strconv.Itoa(i)+"-with-a-long-name-to-fill-the-buffer"] = ""
+	}
+	m := mountUnion(t, files)
+	for i := range 700 {
+		if err := os.WriteFile(m.path("big/upper-"+strconv.Itoa(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		if err := os.Remove(m.path("big/lower-" + strconv.Itoa(i) + "-with-a-long-name-to-fill-the-buffer")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 {
+		ents, err := os.ReadDir(m.path("big"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, e := range ents {
+			if seen[e.Name()] {
+				t.Fatalf("round %d: %s listed twice", round, e.Name())
+			}
+			seen[e.Name()] = true
+		}
+		if len(ents) != 1500+700-100 || seen["lower-5-with-a-long-name-to-fill-the-buffer"] || !seen["upper-699"] || !seen["lower-1499-with-a-long-name-to-fill-the-buffer"] {
+			t.Errorf("round %d: %d entries, want 2100 without the removed ones", round, len(ents))
+		}
+	}
+}
