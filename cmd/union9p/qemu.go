@@ -64,8 +64,9 @@ except --listen. NAME defaults to 0, 1, ...; in the guest, mount a union with
           this QEMU holds (gone when QEMU exits), exported by QEMU's own 9p
           server over virtio-9p (mount tag union9p.NAME; the guest mounts with
           trans=virtio, needs 9pnet_virtio). QEMU's zero-copy transport; QEMU's
-          9p server runs in the QEMU process. --virtfs puts one union on it
-          and leaves the others on the transports above.
+          9p server runs in the QEMU process, and it refuses FIFOs, sockets and
+          device nodes (ENXIO). --virtfs puts one union on it and leaves the
+          others on the transports above.
 --tenant TENANT, instead of SERVE-FLAGS: the union is tenant TENANT of a running
 "union9p serve --tenants DIR" whose control socket is --control (before the
 first union; default $UNION9P_CONTROL or /run/union9p/control.sock): no server

@@ -14,6 +14,7 @@ import (
 	"github.com/union9p/union9p/qemu/virtfs"
 	"github.com/union9p/union9p/union"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 // The virtfs transport of `union9p qemu`: each union is a FUSE
@@ -54,6 +55,7 @@ func runQemuVirtfs(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("qemu-virtfs: "+err.Error(), exitUsage)
 	}
+	raiseFileLimit()
 	u, err := union.Open(cfg.layers)
 	if err != nil {
 		return cli.Exit("qemu-virtfs: "+err.Error(), exitFailure)
@@ -150,4 +152,28 @@ func (s *virtfsServer) stop() {
 		case <-time.After(5 * time.Second):
 		}
 	}
+}
+
+// raiseFileLimit lifts the server's descriptor limit to the kernel's
+// ceiling (fs.nr_open). The host kernel keeps every object the guest
+// has looked up (QEMU lists a directory with READDIRPLUS, so a listing
+// of 20,000 entries is 20,000 objects) until memory pressure makes it
+// forget them, and each one the union holds keeps O_PATH descriptors
+// open: under the usual limit of 20,000 the VM suite's 20k-entry
+// directory alone exhausted it (EMFILE for everything after). Failing
+// to raise it (not root) leaves the limit as it is.
+func raiseFileLimit() {
+	b, err := os.ReadFile("/proc/sys/fs/nr_open")
+	if err != nil {
+		return
+	}
+	var n uint64
+	if _, err := fmt.Sscan(string(b), &n); err != nil || n == 0 {
+		return
+	}
+	var cur unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &cur) == nil && cur.Cur >= n {
+		return
+	}
+	_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: n, Max: n})
 }

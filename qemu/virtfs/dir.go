@@ -19,6 +19,7 @@ const dirBatch = 256
 // serializes the calls on one handle.
 type dir struct {
 	f      *union.File
+	shared bool           // f is the node's shared listing: not closed here
 	cookie uint64         // where the next batch starts
 	buf    []union.Dirent // entries read and not handed out yet
 	done   bool
@@ -36,11 +37,34 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, 
 	if un == nil {
 		return nil, 0, syscall.ESTALE
 	}
+	if flags&sharedListing != 0 {
+		f, err := n.sharedListing(un)
+		if err != nil {
+			return nil, 0, errnoOf(err)
+		}
+		return &dir{f: f, shared: true}, 0, 0
+	}
 	f, err := un.Open(unix.O_RDONLY | unix.O_DIRECTORY)
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}
 	return &dir{f: f}, 0, 0
+}
+
+// sharedListing returns the directory's listing for handle-less reads
+// (noOpendir), opening it on first use; it is closed when the kernel
+// forgets the node.
+func (n *node) sharedListing(un *union.Node) (*union.File, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.shared == nil {
+		f, err := un.Open(unix.O_RDONLY | unix.O_DIRECTORY)
+		if err != nil {
+			return nil, err
+		}
+		n.shared = f
+	}
+	return n.shared, nil
 }
 
 func (d *dir) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
@@ -73,4 +97,8 @@ func (d *dir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 
 func (d *dir) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }
 
-func (d *dir) Releasedir(ctx context.Context, flags uint32) { d.f.Close() }
+func (d *dir) Releasedir(ctx context.Context, flags uint32) {
+	if !d.shared {
+		d.f.Close()
+	}
+}

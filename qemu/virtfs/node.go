@@ -24,10 +24,12 @@ const CacheTTL = time.Hour
 type node struct {
 	fs.Inode
 	u  *union.Union // for statfs
+	b  *budget      // counts the kernel's known objects
 	un atomic.Pointer[union.Node]
 
-	mu      sync.Mutex    // guards retired
+	mu      sync.Mutex    // guards retired and shared
 	retired []*union.Node // replaced by adopt; released on forget
+	shared  *union.File   // the listing of handle-less directory reads (noopendir.go)
 }
 
 var (
@@ -41,8 +43,8 @@ var (
 	_ fs.NodeOpendirHandler = (*node)(nil)
 )
 
-func newNode(u *union.Union, un *union.Node) *node {
-	n := &node{u: u}
+func newNode(u *union.Union, b *budget, un *union.Node) *node {
+	n := &node{u: u, b: b}
 	n.un.Store(un)
 	return n
 }
@@ -54,11 +56,16 @@ func (n *node) union() *union.Node { return n.un.Load() }
 
 // OnForget drops the node's reference: the kernel will not name it again.
 func (n *node) OnForget() {
+	n.b.forgotten()
 	if un := n.un.Swap(nil); un != nil {
 		un.Release()
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.shared != nil {
+		n.shared.Close()
+		n.shared = nil
+	}
 	for _, un := range n.retired {
 		un.Release()
 	}
@@ -79,8 +86,11 @@ func adopt(ctx context.Context, parent *node, un *union.Node, out *fuse.EntryOut
 	fillAttr(&out.Attr, &a)
 	out.SetEntryTimeout(CacheTTL)
 	out.SetAttrTimeout(CacheTTL)
-	n := newNode(parent.u, un)
+	n := newNode(parent.u, parent.b, un)
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: a.Mode & unix.S_IFMT, Ino: a.ID})
+	if ch.Operations() == n {
+		n.b.adopted()
+	}
 	if old, ok := ch.Operations().(*node); ok && old != n {
 		switch prev := old.un.Swap(un); {
 		case prev == un: // the same Node: one reference too many

@@ -12,9 +12,22 @@ import (
 // parent, then fstatat in it): measured over one bench-guest run, 9,485
 // OPENDIR and as many RELEASEDIR round trips against 1,500 for
 // everything else. Each READDIR(PLUS) here opens a handle of go-fuse's
-// bridge for the call, seeks to the kernel's offset (a cookie of the
-// union's listing, package union) and releases it: stateless, as
-// offsets in a directory of a disk filesystem.
+// bridge for the call, seeks to the kernel's offset and releases it.
+//
+// The offsets are cookies of the union's listing (package union):
+// positions in a listing taken when a directory is read from its start.
+// So that they keep meaning the same entries while the directory
+// changes, all these calls read one listing per directory (node.shared),
+// taken again only by a read from offset 0, as one open directory
+// would. Two processes listing one directory at once from different
+// offsets while it changes may see an entry twice or miss one (a
+// directory read is not atomic on any filesystem; here the window is
+// the time between their two reads from offset 0).
+// sharedListing, in the flags of an OPENDIR made by noOpendir, asks
+// for a handle on the directory's shared listing (no such flag exists
+// in open(2)'s; the kernel's OPENDIRs never carry it).
+const sharedListing = 1 << 31
+
 type noOpendir struct {
 	fuse.RawFileSystem
 }
@@ -37,7 +50,7 @@ func (r *noOpendir) withHandle(cancel <-chan struct{}, in *fuse.ReadIn, read fun
 		return read() // opened before OPENDIR was refused
 	}
 	var out fuse.OpenOut
-	if st := r.RawFileSystem.OpenDir(cancel, &fuse.OpenIn{InHeader: in.InHeader, Flags: unix.O_RDONLY}, &out); !st.Ok() {
+	if st := r.RawFileSystem.OpenDir(cancel, &fuse.OpenIn{InHeader: in.InHeader, Flags: unix.O_RDONLY | sharedListing}, &out); !st.Ok() {
 		return st
 	}
 	in.Fh = out.Fh

@@ -18,7 +18,8 @@ const maxWrite = 1 << 20
 
 // Server serves one union on one FUSE connection.
 type Server struct {
-	srv *fuse.Server
+	srv    *fuse.Server
+	budget *budget
 }
 
 // New prepares to serve u on a FUSE connection from Mount whose
@@ -66,15 +67,23 @@ func New(u *union.Union, fd int, logger *log.Logger) (*Server, error) {
 			Logger:                   logger,
 		},
 	}
-	rawFS := fs.NewNodeFS(newNode(u, root), opts)
+	b := newBudget()
+	rootNode := newNode(u, b, root)
+	rawFS := fs.NewNodeFS(rootNode, opts)
 	srv, err := fuse.NewServer(&noOpendir{rawFS}, fmt.Sprintf("/dev/fd/%d", fd), &opts.MountOptions)
 	if err != nil {
 		root.Release()
 		return nil, fmt.Errorf("virtfs: serve /dev/fd/%d: %w", fd, err)
 	}
-	return &Server{srv: srv}, nil
+	b.root = rootNode.EmbeddedInode()
+	return &Server{srv: srv, budget: b}, nil
 }
 
 // Serve answers requests until the mount is gone (the last holder of
 // the mount closed it) or the connection fails.
-func (s *Server) Serve() { s.srv.Serve() }
+func (s *Server) Serve() {
+	done := make(chan struct{})
+	defer close(done)
+	go s.budget.run(done)
+	s.srv.Serve()
+}

@@ -3,6 +3,7 @@ package virtfs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,8 @@ type mounted struct {
 	root          string // /proc/self/fd/N
 	lower, upper  string
 	mnt           *os.File
+	srv           *Server
+	u             *union.Union
 	served        chan error
 	lowerSnapshot string
 }
@@ -71,7 +74,7 @@ func mountUnion(t *testing.T, files map[string]string) *mounted {
 		u.Close()
 		t.Fatal(err)
 	}
-	m.mnt, m.served = mnt, make(chan error, 1)
+	m.mnt, m.srv, m.u, m.served = mnt, srv, u, make(chan error, 1)
 	go func() { srv.Serve(); m.served <- nil }()
 	m.root = "/proc/self/fd/" + strconv.Itoa(int(mnt.Fd()))
 	t.Cleanup(func() {
@@ -279,7 +282,7 @@ func TestMountIsPrivateAndGoesWithItsDescriptor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(mounts, []byte(" - fuse")) {
+	if bytes.Contains(mounts, []byte(" - fuse ")) {
 		t.Errorf("the detached mount shows in the mount table:\n%s", mounts)
 	}
 	m.unmount(t) // fails the test if Serve does not return
@@ -317,6 +320,47 @@ func TestLongListingAcrossRequests(t *testing.T) {
 		}
 		if len(ents) != 1500+700-100 || seen["lower-5-with-a-long-name-to-fill-the-buffer"] || !seen["upper-699"] || !seen["lower-1499-with-a-long-name-to-fill-the-buffer"] {
 			t.Errorf("round %d: %d entries, want 2100 without the removed ones", round, len(ents))
+		}
+	}
+}
+
+// Entries added while a directory is being read do not shift the rest
+// of the listing (offsets are cookies of one listing per directory,
+// noopendir.go): every old entry once, none twice.
+func TestListingStableWhileAdding(t *testing.T) {
+	files := map[string]string{"big/": ""}
+	for i := range 3000 {
+		files[fmt.Sprintf("big/f%05d", i)] = ""
+	}
+	m := mountUnion(t, files)
+	d, err := os.Open(m.path("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	seen := map[string]int{}
+	first, err := d.Readdirnames(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range first {
+		seen[n]++
+	}
+	for i := range 50 {
+		if err := os.WriteFile(m.path(fmt.Sprintf("big/added-%02d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rest, err := d.Readdirnames(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range rest {
+		seen[n]++
+	}
+	for i := range 3000 {
+		if n := seen[fmt.Sprintf("f%05d", i)]; n != 1 {
+			t.Fatalf("f%05d listed %d times", i, n)
 		}
 	}
 }
