@@ -3,6 +3,10 @@
 // virtio-9p server, in one boot of a Debian kernel under QEMU (software
 // emulation on our machines). The sides (internal/record.Sides):
 //
+//   - virtfs: a third union over the virtfs transport (`union9p qemu
+//     --virtfs`): QEMU's -virtfs (passthrough) of union9p's FUSE frontend
+//     on a detached host mount, guest-mount virtfs:NAME, cache=mmap,
+//     msize 512000;
 //   - tcp (the default path of `union9p qemu` and guest-mount): a
 //     virtio-net NIC on QEMU's user network with restrict=on; guest-mount
 //     connects to the union's guestfwd address (a courier hands the
