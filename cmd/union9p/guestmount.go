@@ -35,10 +35,12 @@ func guestMountCommand() *cli.Command {
 		Usage:     "mount a union served by the host to this QEMU guest (run in the guest)",
 		ArgsUsage: "UNION DIR",
 		Description: `UNION is the name given to union9p qemu --name (NAME or union9p.NAME): it
-is mounted with trans=tcp when the host offers it on the network (fw_cfg
-opt/union9p/NAME, needs the qemu_fw_cfg and virtio_net modules), else through
-its virtio-serial port. Explicit transports: tcp:ADDR:PORT (the NIC is set up
-all the same), serial:NAME, a device path (/dev/vport0p1), or vsock:PORT /
+is mounted with trans=virtio when QEMU exports it over virtio-9p (mount tag
+union9p.NAME, the virtfs transport; needs 9pnet_virtio), else with trans=tcp
+when the host offers it on the network (fw_cfg opt/union9p/NAME, needs the
+qemu_fw_cfg and virtio_net modules), else through its virtio-serial port.
+Explicit transports: virtfs:NAME, tcp:ADDR:PORT (the NIC is set up all the
+same), serial:NAME, a device path (/dev/vport0p1), or vsock:PORT /
 vsock:CID:PORT. Options (-o) are 9p client options (msize, cache, access,
 posixacl, ...) and generic mount options (ro, nosuid, noatime, ...).
 Example: union9p guest-mount -o cache=mmap root /mnt`,
@@ -61,7 +63,9 @@ Example: union9p guest-mount -o cache=mmap root /mnt`,
 			}
 			tr, err := resolveGuestSpec(spec, c.Duration("wait"))
 			if err == nil {
-				if tr.tcp != "" {
+				if tr.tag != "" {
+					err = guestMountVirtfs(tr.tag, dir, flags, opts)
+				} else if tr.tcp != "" {
 					err = guestMountTCP(tr.tcp, dir, flags, opts, c.Duration("wait"), c.Bool("kernel-tcp"))
 				} else {
 					err = guestMount(tr.port, dir, flags, opts, c.Duration("wait"), c.Bool("foreground"), relay)
@@ -76,8 +80,8 @@ Example: union9p guest-mount -o cache=mmap root /mnt`,
 }
 
 // guestTransport is what a guest-mount spec resolved to: an address for
-// trans=tcp, or a port spec for the relay.
-type guestTransport struct{ tcp, port string }
+// trans=tcp, a port spec for the relay, or a virtio-9p mount tag.
+type guestTransport struct{ tcp, port, tag string }
 
 // resolveGuestSpec maps guest-mount's UNION argument to a transport. A
 // plain name is looked up on the network first (fw_cfg), then as a
@@ -88,11 +92,18 @@ func resolveGuestSpec(spec string, wait time.Duration) (guestTransport, error) {
 		return guestTransport{tcp: spec}, nil
 	case strings.HasPrefix(spec, "serial:"):
 		return guestTransport{port: strings.TrimPrefix(spec, "serial:")}, nil
+	case strings.HasPrefix(spec, "virtfs:"):
+		return guestTransport{tag: qemu.VirtfsTagPrefix + strings.TrimPrefix(spec, "virtfs:")}, nil
 	case strings.HasPrefix(spec, "vsock:") || strings.Contains(spec, "/"):
 		return guestTransport{port: spec}, nil
 	}
 	deadline := time.Now().Add(wait)
 	for {
+		// virtio devices are probed when their driver loads, before
+		// this runs: a tag is there at once or not at all.
+		if tag := qemu.VirtfsTagPrefix + strings.TrimPrefix(spec, qemu.VirtfsTagPrefix); qemu.VirtfsTagExists(tag) {
+			return guestTransport{tag: tag}, nil
+		}
 		if addr, err := qemu.LookupNet(spec, 0); err == nil {
 			return guestTransport{tcp: addr}, nil
 		}
@@ -104,7 +115,7 @@ func resolveGuestSpec(spec string, wait time.Duration) (guestTransport, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			return guestTransport{}, fmt.Errorf("union %q: not offered on the network (fw_cfg %s%s) nor as a virtio-serial port", spec, qemu.FwCfgPrefix, strings.TrimPrefix(spec, qemu.PortPrefix))
+			return guestTransport{}, fmt.Errorf("union %q: not offered over virtio-9p (tag %s%s), on the network (fw_cfg %s%s) nor as a virtio-serial port", spec, qemu.VirtfsTagPrefix, strings.TrimPrefix(spec, qemu.VirtfsTagPrefix), qemu.FwCfgPrefix, strings.TrimPrefix(spec, qemu.PortPrefix))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -224,6 +235,16 @@ func guestMount(spec, dir string, flags uintptr, opts []string, wait time.Durati
 		return nil
 	}
 	return <-relayDone
+}
+
+// guestMountVirtfs mounts QEMU's virtio-9p export tag (the virtfs
+// transport: QEMU's 9p server in front of the host's FUSE union).
+func guestMountVirtfs(tag, dir string, flags uintptr, opts []string) error {
+	data, err := qemu.NinePVirtioData(opts)
+	if err != nil {
+		return err
+	}
+	return qemu.MountFD(tag, dir, flags, data)
 }
 
 // splitOptions flattens repeated -o values and their comma lists.

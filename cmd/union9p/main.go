@@ -47,6 +47,7 @@ func main() {
 			guestRelayCommand(),
 			qemuCommand(),
 			qemuCourierCommand(),
+			qemuVirtfsCommand(),
 			lsCommand(),
 			tenantCommand(),
 		},

@@ -37,11 +37,15 @@ import (
 //     qemu.NewTap).
 //   - serial: a virtio-serial port per union whose host end is the
 //     server's unix socket; the guest relays it (guest-mount).
+//   - virtfs (root only; alone, or --virtfs on one union): the union is a
+//     FUSE filesystem on a detached host mount that only QEMU holds,
+//     served by a `union9p qemu-virtfs` child, and QEMU's own 9p server
+//     exports it over virtio-9p (qemuvirtfs.go, package qemu/virtfs).
 func qemuCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "qemu",
 		Usage:     "run a QEMU guest with unions served to it",
-		ArgsUsage: "[--transport auto|tcp|tap|serial|...,serial] [--control SOCKET] [--name NAME] SERVE-FLAGS...|--tenant TENANT [--next [--name NAME] SERVE-FLAGS...|--tenant TENANT]... -- QEMU-COMMAND...",
+		ArgsUsage: "[--transport auto|tcp|tap|serial|virtfs|...,serial] [--control SOCKET] [--name NAME] [--virtfs] SERVE-FLAGS...|--tenant TENANT [--next [--name NAME] [--virtfs] SERVE-FLAGS...|--tenant TENANT]... -- QEMU-COMMAND...",
 		Description: `SERVE-FLAGS are those of "union9p serve" (--lower, --upper, --workdir, -o, ...)
 except --listen. NAME defaults to 0, 1, ...; in the guest, mount a union with
   union9p guest-mount NAME DIR
@@ -56,6 +60,13 @@ except --listen. NAME defaults to 0, 1, ...; in the guest, mount a union with
           the host kernel's with 64 KiB segments instead of QEMU's user net.
   serial  a virtio-serial port union9p.NAME; guest-mount relays it to the
           kernel (trans=fd). Slower; needs only virtio_console.
+  virtfs  (root) each union is a FUSE filesystem on a host mount that only
+          this QEMU holds (gone when QEMU exits), exported by QEMU's own 9p
+          server over virtio-9p (mount tag union9p.NAME; the guest mounts with
+          trans=virtio, needs 9pnet_virtio). QEMU's zero-copy transport; QEMU's
+          9p server runs in the QEMU process, and it refuses FIFOs, sockets and
+          device nodes (ENXIO). --virtfs puts one union on it and leaves the
+          others on the transports above.
 --tenant TENANT, instead of SERVE-FLAGS: the union is tenant TENANT of a running
 "union9p serve --tenants DIR" whose control socket is --control (before the
 first union; default $UNION9P_CONTROL or /run/union9p/control.sock): no server
@@ -96,12 +107,13 @@ type qemuUnion struct {
 	name   string
 	serve  []string
 	tenant string
+	virtfs bool // served over the virtfs transport (qemuvirtfs.go)
 }
 
 // transports says which transports `union9p qemu` gives the guest.
 // auto is the default: tap when running as root and the namespace can
 // be made, else tcp.
-type transports struct{ auto, tcp, tap, serial bool }
+type transports struct{ auto, tcp, tap, serial, virtfs bool }
 
 // parseTransports reads --transport's value.
 func parseTransports(v string) (transports, error) {
@@ -116,9 +128,14 @@ func parseTransports(v string) (transports, error) {
 			t.tap = true
 		case "auto":
 			t.auto = true
+		case "virtfs":
+			t.virtfs = true
 		default:
-			return t, fmt.Errorf("--transport %q: want auto, tcp, tap, serial, or one of the first three with serial", v)
+			return t, fmt.Errorf("--transport %q: want auto, tcp, tap, serial, virtfs, or one of the first three with serial", v)
 		}
+	}
+	if t.virtfs && btoi(t.auto)+btoi(t.tcp)+btoi(t.tap)+btoi(t.serial) > 0 {
+		return t, fmt.Errorf("--transport %q: virtfs serves every union itself; give it alone (or --virtfs to one union)", v)
 	}
 	if btoi(t.auto)+btoi(t.tcp)+btoi(t.tap) > 1 {
 		return t, fmt.Errorf("--transport %q: auto, tcp and tap are ways to the same addresses; pick one", v)
@@ -153,7 +170,16 @@ func parseQemuArgs(args []string) (transports, []qemuUnion, []string, error) {
 		}
 	}
 	unions, qemuArgs, err := splitQemuArgs(args)
-	return tr, unions, qemuArgs, err
+	if err != nil {
+		return tr, nil, nil, err
+	}
+	for i := range unions {
+		if unions[i].tenant != "" && (unions[i].virtfs || tr.virtfs) {
+			return tr, nil, nil, fmt.Errorf("--tenant %s: a tenant's server is shared and cannot use the virtfs transport", unions[i].tenant)
+		}
+		unions[i].virtfs = unions[i].virtfs || tr.virtfs
+	}
+	return tr, unions, qemuArgs, nil
 }
 
 // splitQemuArgs splits the command line at --next and --.
@@ -196,6 +222,8 @@ func splitQemuArgs(args []string) ([]qemuUnion, []string, error) {
 			cur.name = args[i]
 		case strings.HasPrefix(a, "--name="):
 			cur.name = strings.TrimPrefix(a, "--name=")
+		case a == "--virtfs":
+			cur.virtfs = true
 		case a == "--tenant" && i+1 < sep:
 			i++
 			cur.tenant = args[i]
@@ -239,8 +267,22 @@ func runQemu(tr transports, unions []qemuUnion, qemuArgs []string) (int, error) 
 		return 0, fmt.Errorf("find own binary for the courier: %w", err)
 	}
 
+	// Unions on the virtfs transport have their own servers (qemuvirtfs.go);
+	// the others share the network and serial transports.
+	var vunions, netUnions []qemuUnion
+	for _, u := range unions {
+		if u.virtfs {
+			vunions = append(vunions, u)
+		} else {
+			netUnions = append(netUnions, u)
+		}
+	}
+	unions = netUnions
+
 	var tap *qemu.Tap
-	if tr.auto && os.Geteuid() == 0 {
+	if len(unions) == 0 {
+		tr = transports{}
+	} else if tr.auto && os.Geteuid() == 0 {
 		// The fastest safe path measured; a machine without tun or
 		// namespaces falls back to the user network.
 		if tap, err = qemu.NewTap(len(unions)); err == nil {
@@ -332,20 +374,44 @@ func runQemu(tr transports, unions []qemuUnion, qemuArgs []string) (int, error) 
 		fmt.Fprintf(os.Stderr, "union9p qemu: in the guest: union9p guest-mount %s /mnt/%s\n", u.name, u.name)
 	}
 
+	var vservers []*virtfsServer
+	defer func() {
+		for _, v := range vservers {
+			v.stop()
+		}
+	}()
+	for _, u := range vunions {
+		v, err := startVirtfs(u)
+		if err != nil {
+			return 0, err
+		}
+		vservers = append(vservers, v)
+		fmt.Fprintf(os.Stderr, "union9p qemu: in the guest: union9p guest-mount %s /mnt/%s\n", u.name, u.name)
+	}
+
 	extra := append(qemu.NetArgs(nets), qemu.SerialArgs(ports)...)
+	var files []*os.File // QEMU's descriptors 3, 4, ...
 	if tr.tap {
 		extra = append(extra, qemu.TapArgs(3, names)...)
+		files = append(files, tap.Dev)
+	}
+	for _, v := range vservers {
+		extra = append(extra, qemu.VirtfsArgs(3+len(files), v.name)...)
+		files = append(files, v.mnt)
 	}
 	vm := exec.Command(qemuArgs[0], append(qemuArgs[1:], extra...)...)
-	if tr.tap {
-		vm.ExtraFiles = []*os.File{tap.Dev}
-	}
+	vm.ExtraFiles = files
 	vm.Stdin, vm.Stdout, vm.Stderr = os.Stdin, os.Stdout, os.Stderr
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := vm.Start(); err != nil {
 		return 0, err
+	}
+	for _, v := range vservers {
+		// QEMU holds the only copy now: its exit unmounts.
+		v.mnt.Close()
+		v.mnt = nil
 	}
 	done := make(chan error, 1)
 	go func() { done <- vm.Wait() }()

@@ -7,10 +7,11 @@ import (
 	"github.com/union9p/union9p/test/vm/fixture"
 )
 
-// hostLayers are the layers the host serves to the guest: two unions over
-// the same lowers, with their own uppers (upper2 for the access=user one).
+// hostLayers are the layers the host serves to the guest: three unions
+// over the same lowers, with their own uppers (upper2 for the access=user
+// one, upper3 for the one on the virtfs transport).
 type hostLayers struct {
-	top, bottom, upper, work, upper2, work2 string
+	top, bottom, upper, work, upper2, work2, upper3, work3 string
 }
 
 func newHostLayers(dir string) (*hostLayers, error) {
@@ -21,8 +22,10 @@ func newHostLayers(dir string) (*hostLayers, error) {
 		work:   filepath.Join(dir, "work"),
 		upper2: filepath.Join(dir, "upper2"),
 		work2:  filepath.Join(dir, "work2"),
+		upper3: filepath.Join(dir, "upper3"),
+		work3:  filepath.Join(dir, "work3"),
 	}
-	for _, d := range []string{l.top, l.bottom, l.upper, l.work, l.upper2, l.work2} {
+	for _, d := range []string{l.top, l.bottom, l.upper, l.work, l.upper2, l.work2, l.upper3, l.work3} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}

@@ -39,11 +39,12 @@ import (
 func main() {
 	verbose := flag.Bool("v", false, "show the whole guest console")
 	keep := flag.Bool("keep", false, "keep the work directory (layers, image, console log)")
+	virtfs := flag.Bool("virtfs", false, "also run the suite on a union over the virtfs transport (make vmtest-virtfs; QEMU's 9p server refuses FIFOs, sockets and device nodes there)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	memory := flag.Int("m", 1024, "guest memory in MiB")
 	binary := flag.String("union9p", "", "use this static union9p binary instead of building ./cmd/union9p")
 	flag.Parse()
-	os.Exit(run(*verbose, *keep, *timeout, *memory, *binary))
+	os.Exit(run(*verbose, *keep, *virtfs, *timeout, *memory, *binary))
 }
 
 // tally counts the results of host-side checks and of guest lines.
@@ -59,7 +60,7 @@ func (t *tally) check(name string, err error) {
 	fmt.Printf("PASS %s\n", name)
 }
 
-func run(verbose, keep bool, timeout time.Duration, memory int, binary string) int {
+func run(verbose, keep, virtfs bool, timeout time.Duration, memory int, binary string) int {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -112,13 +113,21 @@ func run(verbose, keep bool, timeout time.Duration, memory int, binary string) i
 	}
 	// The default path and the relay: the suite runs on "host" over TCP
 	// (auto: the tap transport as root) and on "hostuser" through the
-	// virtio-serial relay.
-	args := append([]string{"qemu", "--transport", "auto,serial", "--name", "host",
+	// virtio-serial relay; with -virtfs also on "hostvfs" over the
+	// virtfs transport (QEMU's virtio-9p in front of union9p's FUSE
+	// frontend; the guest runs that suite when it finds the tag).
+	args := []string{"qemu", "--transport", "auto,serial", "--name", "host",
 		"--lower", layers.top, "--lower", layers.bottom,
 		"--upper", layers.upper, "--workdir", layers.work,
 		"--next", "--name", "hostuser",
 		"--lower", layers.top, "--lower", layers.bottom,
-		"--upper", layers.upper2, "--workdir", layers.work2, "--"}, vm.Args()...)
+		"--upper", layers.upper2, "--workdir", layers.work2}
+	if virtfs {
+		args = append(args, "--next", "--name", "hostvfs", "--virtfs",
+			"--lower", layers.top, "--lower", layers.bottom,
+			"--upper", layers.upper3, "--workdir", layers.work3)
+	}
+	args = append(append(args, "--"), vm.Args()...)
 	cmd := exec.CommandContext(ctx, union9p, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 15 * time.Second
@@ -167,6 +176,13 @@ func run(verbose, keep bool, timeout time.Duration, memory int, binary string) i
 		err = fmt.Errorf("left in workdir: %s", strings.Join(left, ", "))
 	}
 	t.check("host/workdir-clean", err)
+	if virtfs {
+		left, err = workdirLeftovers(layers.work3)
+		if err == nil && len(left) > 0 {
+			err = fmt.Errorf("left in workdir: %s", strings.Join(left, ", "))
+		}
+		t.check("hostvfs/workdir-clean", err)
+	}
 	guest, err := guestView(layers)
 	if err == nil {
 		var host []string

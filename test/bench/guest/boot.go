@@ -22,6 +22,7 @@ var _ = qemu.PortPrefix
 const (
 	unionName  = "bench"  // `union9p qemu --name`
 	spliceName = "splice" // a second union over the same lower: its own port for the splice relay
+	virtfsName = "vfs"    // a third union over the same lower, on the virtfs transport (--virtfs)
 	virtfsTag  = "ref"    // QEMU's mount_tag; ref, refloose and reflower export the same directory
 	lowerFile  = "big"    // in the content's root: read by lowerread
 )
@@ -31,7 +32,9 @@ const (
 type shares struct {
 	Lower, Upper, Work string // union9p: the content, an empty upper
 	Upper2, Work2      string // the splice union's upper
+	Upper3, Work3      string // the virtfs union's upper
 	Plain              string // QEMU's virtfs: the same content
+	FuseMnt            string // fuse-overlayfs of Lower, exported by QEMU (set when mounted)
 }
 
 // treeDir is the content's directory in the lower and in Plain.
@@ -46,9 +49,11 @@ func newShares(dir string, t tree, bigMiB int) (*shares, error) {
 		Work:   filepath.Join(dir, "work"),
 		Upper2: filepath.Join(dir, "upper2"),
 		Work2:  filepath.Join(dir, "work2"),
+		Upper3: filepath.Join(dir, "upper3"),
+		Work3:  filepath.Join(dir, "work3"),
 		Plain:  filepath.Join(dir, "plain"),
 	}
-	for _, d := range []string{s.Lower, s.Upper, s.Work, s.Upper2, s.Work2, s.Plain} {
+	for _, d := range []string{s.Lower, s.Upper, s.Work, s.Upper2, s.Work2, s.Upper3, s.Work3, s.Plain} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -104,10 +109,15 @@ func boot(ctx context.Context, net, union9p string, vm qemu.Machine, sh *shares,
 	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag, false)...)
 	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag+"loose", false)...)
 	vm.Extra = append(vm.Extra, virtfsArgs(sh.Plain, virtfsTag+"lower", true)...)
+	if sh.FuseMnt != "" {
+		vm.Extra = append(vm.Extra, virtfsArgs(sh.FuseMnt, virtfsTag+"fuse", false)...)
+	}
 	args := append([]string{"qemu", "--transport", net + ",serial", "--name", unionName,
 		"--lower", sh.Lower, "--upper", sh.Upper, "--workdir", sh.Work,
 		"--next", "--name", spliceName,
-		"--lower", sh.Lower, "--upper", sh.Upper2, "--workdir", sh.Work2, "--"}, vm.Args()...)
+		"--lower", sh.Lower, "--upper", sh.Upper2, "--workdir", sh.Work2,
+		"--next", "--name", virtfsName, "--virtfs",
+		"--lower", sh.Lower, "--upper", sh.Upper3, "--workdir", sh.Work3, "--"}, vm.Args()...)
 	cmd := exec.CommandContext(ctx, union9p, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 20 * time.Second

@@ -3,6 +3,10 @@
 // virtio-9p server, in one boot of a Debian kernel under QEMU (software
 // emulation on our machines). The sides (internal/record.Sides):
 //
+//   - virtfs: a third union over the virtfs transport (`union9p qemu
+//     --virtfs`): QEMU's -virtfs (passthrough) of union9p's FUSE frontend
+//     on a detached host mount, guest-mount virtfs:NAME, cache=mmap,
+//     msize 512000;
 //   - tcp (the default path of `union9p qemu` and guest-mount): a
 //     virtio-net NIC on QEMU's user network with restrict=on; guest-mount
 //     connects to the union's guestfwd address (a courier hands the
@@ -14,6 +18,11 @@
 //   - qemu-9p and qemu-9p-loose: QEMU's -virtfs (local,
 //     security_model=passthrough) of a plain directory with the same
 //     content, trans=virtio, cache=mmap or loose;
+//   - fuse-overlayfs: QEMU's -virtfs (the same options as qemu-9p) of a
+//     fuse-overlayfs mount on the host over the union's lower with an
+//     upper of its own: QEMU's zero-copy virtio-9p in front of a FUSE
+//     union server, measured before union9p had a FUSE frontend of its
+//     own (fuseoverlay.go);
 //   - 9p-overlay: that export mounted read-only as the lower of the
 //     guest's own overlayfs with a tmpfs upper (what a user would build
 //     without union9p; its writes stay in guest RAM).

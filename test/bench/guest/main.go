@@ -180,6 +180,13 @@ func bench(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if slices.Contains(cfg.Sides, record.SideFuseOverlayfs) {
+		unmount, err := mountFuseOverlayfs(ctx, sh)
+		if err != nil {
+			return err
+		}
+		defer unmount()
+	}
 	tarball, err := t.Tarball()
 	if err != nil {
 		return err
@@ -262,6 +269,7 @@ func guestArgs(cfg config, t tree, timeout time.Duration) string {
 		"-sides", strings.Join(cfg.Sides, ","),
 		"-union", unionName,
 		"-splice-union", spliceName,
+		"-virtfs-union", virtfsName,
 		"-tag", virtfsTag,
 		"-lower-file", lowerFile,
 		"-timeout", max(timeout, time.Minute).String(),

@@ -99,6 +99,9 @@ func (r *runner) run() {
 		r.skipSuite("hostuser", "guest-mount failed")
 	}
 
+	// 1c. The default path as root: virtfs (virtfs.go).
+	hostVfsView := r.hostVirtfs()
+
 	// 2. Guest-local layers, mounted with mount -t union9p and overlayfs.
 	l1, l2 := filepath.Join(layers, "l1"), filepath.Join(layers, "l2")
 	var lowersBefore []string
@@ -162,11 +165,17 @@ func (r *runner) run() {
 	// 3. Differences from the reference.
 	r.compare("host", "overlay")
 	r.compare("hostuser", "overlay")
+	if hostVfsView != nil {
+		r.compare("hostvfs", "overlay")
+	}
 	r.compare("local", "overlay")
 	for _, v := range []struct {
 		suite string
 		view  []string
-	}{{"host", hostView}, {"local", localView}} {
+	}{{"host", hostView}, {"hostvfs", hostVfsView}, {"local", localView}} {
+		if v.suite == "hostvfs" && v.view == nil {
+			continue // not offered in this run (vmtest -virtfs)
+		}
 		r.step(v.suite, "tree-matches-overlay", func() error {
 			if v.view == nil || ovlView == nil {
 				return errors.New("a manifest is missing")

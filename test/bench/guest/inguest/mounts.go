@@ -41,6 +41,8 @@ func newSide(cfg config, name string) (*side, error) {
 	}
 	mmap512 := fmt.Sprintf("cache=mmap,msize=%d", cfg.Msize)
 	switch name {
+	case record.SideVirtfs:
+		s.doMount = guestMount("virtfs:"+cfg.VirtfsUnion, mmap512)
 	case record.SideTCP:
 		s.doMount = guestMount(cfg.Union, "cache=mmap")
 	case "tcp-kernel":
@@ -57,6 +59,8 @@ func newSide(cfg config, name string) (*side, error) {
 		s.doMount = guestMount("serial:"+cfg.SpliceUnion, mmap512, "--relay", "splice")
 	case record.SideReference:
 		s.doMount = virtfs(cfg.Tag, mmap512)
+	case record.SideFuseOverlayfs:
+		s.doMount = virtfs(cfg.Tag+"fuse", mmap512)
 	case "qemu-9p-loose":
 		s.doMount = virtfs(cfg.Tag+"loose", fmt.Sprintf("cache=loose,msize=%d", cfg.Msize))
 	case "9p-overlay":

@@ -1,0 +1,66 @@
+package virtfs
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/union9p/union9p/union"
+	"golang.org/x/sys/unix"
+)
+
+// file is an open regular file. go-fuse calls its methods concurrently;
+// union.File's are safe for that.
+type file struct {
+	f *union.File
+}
+
+var (
+	_ fs.FileReader   = (*file)(nil)
+	_ fs.FileWriter   = (*file)(nil)
+	_ fs.FileFsyncer  = (*file)(nil)
+	_ fs.FileReleaser = (*file)(nil)
+	_ fs.FileFlusher  = (*file)(nil)
+)
+
+// Open opens a regular file. The page cache is kept across opens: only
+// this mount changes the file (package comment).
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	un := n.union()
+	if un == nil {
+		return nil, 0, syscall.ESTALE
+	}
+	f, err := un.Open(int(flags) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY))
+	if err != nil {
+		return nil, 0, errnoOf(err)
+	}
+	return &file{f: f}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// Read hands the kernel the host descriptor and offset: go-fuse splices
+// the data from the host file into the FUSE device where it can, so the
+// bytes are not copied through this process.
+func (h *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	fd := h.f.Fd()
+	if fd < 0 {
+		return nil, syscall.EISDIR
+	}
+	return fuse.ReadResultFd(uintptr(fd), off, len(dest)), 0
+}
+
+func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n, err := h.f.WriteAt(data, off)
+	if err != nil && n == 0 {
+		return 0, errnoOf(err)
+	}
+	return uint32(n), 0
+}
+
+func (h *file) Fsync(ctx context.Context, flags uint32) syscall.Errno { return errnoOf(h.f.Sync()) }
+
+// Flush (close(2) of one descriptor) has nothing to do: writes are not
+// buffered here.
+func (h *file) Flush(ctx context.Context) syscall.Errno { return 0 }
+
+func (h *file) Release(ctx context.Context) syscall.Errno { return errnoOf(h.f.Close()) }

@@ -1,0 +1,119 @@
+package virtfs
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/union9p/union9p/union"
+)
+
+// Namespace changes. New objects belong to the caller (QEMU; with
+// security_model=passthrough it then gives them the guest's owner with
+// chown, as on any host filesystem).
+
+var (
+	_ fs.NodeCreater   = (*node)(nil)
+	_ fs.NodeMkdirer   = (*node)(nil)
+	_ fs.NodeMknoder   = (*node)(nil)
+	_ fs.NodeSymlinker = (*node)(nil)
+	_ fs.NodeLinker    = (*node)(nil)
+	_ fs.NodeUnlinker  = (*node)(nil)
+	_ fs.NodeRmdirer   = (*node)(nil)
+	_ fs.NodeRenamer   = (*node)(nil)
+)
+
+// owner is who asks (the request's caller).
+func owner(ctx context.Context) union.Owner {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return union.Owner{UID: c.Uid, GID: c.Gid}
+	}
+	return union.Owner{}
+}
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	un := n.union()
+	if un == nil {
+		return nil, nil, 0, syscall.ESTALE
+	}
+	c, f, err := un.Create(name, int(flags), mode, owner(ctx))
+	if err != nil {
+		return nil, nil, 0, errnoOf(err)
+	}
+	ch, errno := adopt(ctx, n, c, out)
+	if errno != 0 {
+		f.Close()
+		return nil, nil, 0, errno
+	}
+	return ch, &file{f: f}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) { return un.Mkdir(name, mode, owner(ctx)) })
+}
+
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) {
+		return un.Mknod(name, mode, uint64(dev), owner(ctx))
+	})
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) { return un.Symlink(name, target, owner(ctx)) })
+}
+
+func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	t, ok := target.(*node)
+	if !ok {
+		return nil, syscall.EXDEV
+	}
+	tun := t.union()
+	if tun == nil {
+		return nil, syscall.ESTALE
+	}
+	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) { return un.Link(tun, name) })
+}
+
+// made runs a change that makes one object in n and adopts it.
+func (n *node) made(ctx context.Context, out *fuse.EntryOut, make func(*union.Node) (*union.Node, error)) (*fs.Inode, syscall.Errno) {
+	un := n.union()
+	if un == nil {
+		return nil, syscall.ESTALE
+	}
+	c, err := make(un)
+	if err != nil {
+		return nil, errnoOf(err)
+	}
+	return adopt(ctx, n, c, out)
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno { return n.remove(name, false) }
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno { return n.remove(name, true) }
+
+func (n *node) remove(name string, dir bool) syscall.Errno {
+	un := n.union()
+	if un == nil {
+		return syscall.ESTALE
+	}
+	return errnoOf(un.Unlink(name, dir))
+}
+
+// Rename is rename(2) without flags: QEMU's 9p server asks for nothing
+// else, and RENAME_NOREPLACE or RENAME_EXCHANGE cannot be made atomic
+// from the union's Rename (EINVAL, as a filesystem without them).
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if flags != 0 {
+		return syscall.EINVAL
+	}
+	np, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	un, nun := n.union(), np.union()
+	if un == nil || nun == nil {
+		return syscall.ESTALE
+	}
+	return errnoOf(un.Rename(name, nun, newName))
+}
