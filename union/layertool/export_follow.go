@@ -21,6 +21,13 @@ import (
 //
 // Both need the lowers: without them export stops rather than writing a
 // layer that loses the renamed directory's lower content.
+//
+// Hard links among the names a renamed directory shows stay links in the
+// layer. A lower file whose other names the lowers hide, or that are not
+// in the layer, is written with the names the layer holds only: the
+// kernel's overlayfs reported the lower inode's link count, hidden names
+// included, and an OCI layer cannot carry names nobody sees, so after an
+// import its count is lower (export_links_test.go).
 
 // lowerDir returns the lowers' view of the directory at tar path p ("" or
 // "a/b/"), nil when they show none there.

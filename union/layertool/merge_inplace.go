@@ -40,7 +40,7 @@ func mergeInPlace(l Layers, opts MergeOptions) error {
 		if err = unix.Fstat(s.upper.fd, &st); err == nil {
 			var md meta
 			if md, err = readMeta(s.upper.fd, ".", &st); err == nil {
-				err = m.c.applyMeta(lowerRoot.fd, ".", &md, &st)
+				err = m.replaceMeta(lowerRoot.fd, ".", &md, &st)
 			}
 		}
 	}
@@ -116,7 +116,7 @@ func (m *inPlace) dir(ufd, lfd int) error {
 		}
 		md, err := readMeta(ufd, name, &st)
 		if err == nil {
-			err = m.c.applyMeta(lfd, name, &md, &st)
+			err = m.replaceMeta(lfd, name, &md, &st)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -124,6 +124,37 @@ func (m *inPlace) dir(ufd, lfd int) error {
 		stripMarkers(lfd, name)
 	}
 	return nil
+}
+
+// replaceMeta gives the lower directory name in lfd the attributes and
+// xattrs of its upper copy md, as if it had been made afresh from it.
+//
+// A directory in the upper that merges with a lower one is a copy-up: it
+// carries every xattr the merged directory shows, so an xattr that only
+// the lower directory has was removed through the union (removexattr
+// after the copy-up) and must go; applying md alone would only add and
+// overwrite, and the removed xattr would come back in the new base.
+func (m *inPlace) replaceMeta(lfd int, name string, md *meta, st *unix.Stat_t) error {
+	keep := make(map[string]bool, len(md.xattrs))
+	for _, x := range md.xattrs {
+		keep[x.name] = true
+	}
+	names, err := listXattrs(lfd, name)
+	if err != nil {
+		return err
+	}
+	for _, x := range names {
+		// Overlay markers are dropped by stripMarkers; mapped owners
+		// are rewritten by applyMeta unprivileged, and as root they
+		// are bookkeeping the base must not keep either.
+		if keep[x] || whiteout.IsPrivateXattr(x) {
+			continue
+		}
+		if err := removeXattr(lfd, name, x); err != nil && err != unix.ENODATA {
+			return fmt.Errorf("xattr %s: %w", x, err)
+		}
+	}
+	return m.c.applyMeta(lfd, name, md, st)
 }
 
 // move moves a non-directory from the upper to the lower: a rename on one
