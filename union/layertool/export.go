@@ -272,7 +272,7 @@ func (e *exporter) object(dirfd int, name, p string, st *unix.Stat_t, data *data
 		// names its xattr list gives anyway) and the data. Block counts
 		// cannot tell a metadata-only copy: an xattr block outside the
 		// inode counts too.
-		if f, err = openFileRaw(dirfd, name); err != nil {
+		if f, err = openFileFd(dirfd, name); err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
 		defer rawClose(f)

@@ -6,15 +6,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Import makes about six system calls per file, each short and waiting on
-// nothing but the local file system. Made through the Go runtime's
-// blocking-syscall path, a call the machine's load stretches beyond the
-// scheduler's 20 µs tick gets its processor handed off, and the runtime
-// wakes another thread (a futex wake and a nanosleep per file, measured
-// with strace -c on 20k files; tar has neither). The calls of the per-file
-// path below are made raw instead: the thread keeps its processor. Import
-// runs on one goroutine, so no other work of ours waits meanwhile; a
-// garbage collection waits at most one such call.
+// Import and export make five or six system calls per file, each short
+// and waiting on nothing but the local file system. Made through the Go
+// runtime's blocking-syscall path, a call the machine's load stretches
+// beyond the scheduler's 20 µs tick gets its processor handed off, and the
+// runtime wakes another thread (a futex wake and a nanosleep per file,
+// measured with strace -c on 20k files; tar has neither). The calls of
+// the per-file paths are made raw instead (these, and lstatRaw in
+// export_raw_stat.go): the thread keeps its processor. Each tool runs on
+// one goroutine, so no other work of ours waits meanwhile; a garbage
+// collection waits at most one such call.
 
 func rawErr(e unix.Errno) error {
 	if e == 0 {
@@ -70,4 +71,25 @@ func rawFutimens(fd int, t unix.Timespec) error {
 func rawClose(fd int) error {
 	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 	return rawErr(e)
+}
+
+// rawRead is unix.Read made raw.
+func rawRead(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// rawFlistxattr is unix.Flistxattr made raw (b not empty).
+func rawFlistxattr(fd int, b []byte) (int, error) {
+	n, _, e := unix.RawSyscall(unix.SYS_FLISTXATTR, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
