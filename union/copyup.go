@@ -111,7 +111,7 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 	if u.upper == nil {
 		return -1, unix.EROFS
 	}
-	up, lowers, _, name, pfd, unlock, err := n.lockForCopyUp()
+	up, lowers, name, pfd, unlock, err := n.lockForCopyUp()
 	if err != nil || up >= 0 {
 		return up, err
 	}
@@ -165,27 +165,27 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 // it waited (a copied-up n can be renamed through another fid) is followed:
 // n's new name and parent are used, never the old name, which may now be a
 // whiteout.
-func (n *Node) lockForCopyUp() (up int, lowers []lowerObj, parent *Node, name string, pfd int, unlock func(), err error) {
+func (n *Node) lockForCopyUp() (up int, lowers []lowerObj, name string, pfd int, unlock func(), err error) {
 	for {
-		up, lowers, parent, name = n.state()
+		up, lowers, parent, name := n.state()
 		if up >= 0 {
-			return up, nil, nil, "", -1, nil, nil
+			return up, nil, "", -1, nil, nil
 		}
 		if parent == nil || len(lowers) == 0 {
-			return -1, nil, nil, "", -1, nil, unix.EIO // the root always has an upper
+			return -1, nil, "", -1, nil, unix.EIO // the root always has an upper
 		}
 		pfd, err = parent.copyUp()
 		if err != nil {
-			return -1, nil, nil, "", -1, nil, err
+			return -1, nil, "", -1, nil, err
 		}
 		unlock = n.u.copyups.lock(n.id)
 		up2, _, parent2, name2 := n.state()
 		if up2 >= 0 {
 			unlock()
-			return up2, nil, nil, "", -1, nil, nil
+			return up2, nil, "", -1, nil, nil
 		}
 		if parent2 == parent && name2 == name {
-			return -1, lowers, parent, name, pfd, unlock, nil
+			return -1, lowers, name, pfd, unlock, nil
 		}
 		unlock()
 	}
