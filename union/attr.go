@@ -17,7 +17,7 @@ func (n *Node) Attr() (Attr, error) {
 	a := Attr{
 		ID:      n.id,
 		Mode:    st.Mode,
-		Nlink:   st.Nlink,
+		Nlink:   uint64(st.Nlink), // uint32 on arm64 and riscv64
 		UID:     st.Uid,
 		GID:     st.Gid,
 		Rdev:    st.Rdev,

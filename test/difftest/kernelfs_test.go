@@ -110,7 +110,7 @@ func (k *kernelFS) Lstat(p string) (fileInfo, error) {
 		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
-		fi = fileInfo{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Size: st.Size, Nlink: st.Nlink, Rdev: st.Rdev, Mtime: st.Mtim}
+		fi = fileInfo{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Size: st.Size, Nlink: uint64(st.Nlink), Rdev: st.Rdev, Mtime: st.Mtim}
 		return nil
 	})
 	return fi, err

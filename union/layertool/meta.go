@@ -57,7 +57,7 @@ func readMetaFd(fd int, st *unix.Stat_t) (meta, error) {
 // statMeta is the meta of an object without xattrs (a symbolic link's
 // target aside) whose lstat is st.
 func statMeta(st *unix.Stat_t) meta {
-	return meta{mode: st.Mode, uid: st.Uid, gid: st.Gid, rdev: st.Rdev, size: st.Size, nlink: st.Nlink, mtime: st.Mtim}
+	return meta{mode: st.Mode, uid: st.Uid, gid: st.Gid, rdev: st.Rdev, size: st.Size, nlink: uint64(st.Nlink), mtime: st.Mtim}
 }
 
 func readMetaWith(st *unix.Stat_t, list func() ([]string, error), get func(string) ([]byte, error), readlink func([]byte) (int, error)) (meta, error) {
