@@ -64,7 +64,7 @@ func (c *conn) lcreate(r *request, m *wire.TlcreateReq) error {
 		return err
 	}
 	e := st.names.enter(f.ent, m.Name, n, true)
-	nf := newFid(n, e, f.uid, &a)
+	nf := newFid(n, e, f.uid)
 	nf.open.Store(uf)
 	if err := c.replaceFid(m.Fid, f, nf); err != nil {
 		return err
