@@ -185,15 +185,16 @@ func (f *fdConn) do(p []byte, event int16, op func(int, []byte) (int, error)) (i
 	}
 }
 
-// readWait is the reader's wait: in poll(2) while the connection holds
-// the process's poll slot, else in the poller through f.rpf, a duplicate
+// readWait is the reader's wait: in a blocking read (blockingRead; in
+// poll(2) where the socket cannot block) while the connection holds the
+// process's poll slot, else in the poller through f.rpf, a duplicate
 // descriptor kept registered while the connection waits there. Only the
 // reader calls it. ok is false when the caller must wait in the poller
 // itself (no descriptor for f.rpf, or quiet for longer than wait).
 //
-// One connection at a time waits in poll(2), and only while it is the
+// One connection at a time waits on its own thread, and only while it is the
 // only one sending (see noteRead): with several busy connections the
-// threads parked in poll(2) would wake one by one, a thread switch each,
+// threads parked in system calls would wake one by one, a thread switch each,
 // where the poller wakes once for all and runs their readers back to
 // back on one thread; and every thread in a system call holds a Go
 // processor that the scheduler must take back. Measured with four busy
