@@ -71,7 +71,7 @@ func (c *conn) attach(r *request, m *wire.TattachReq) error {
 	st.nsMu.RLock()
 	e := st.names.enterRoot(root)
 	st.nsMu.RUnlock()
-	f := newFid(root, e, resolveAttachUID(m.Uname, m.NUname), &a)
+	f := newFid(root, e, resolveAttachUID(m.Uname, m.NUname))
 	if err := c.fids.add(c, m.Fid, f); err != nil {
 		f.refs.Store(1)
 		c.putFid(f)

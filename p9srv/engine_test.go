@@ -276,3 +276,42 @@ func TestSlowRequestDoesNotStallOthers(t *testing.T) {
 		must(t, <-slowDone)
 	}
 }
+
+// A change to an object already in the upper is handled by the reader
+// itself (quick), but not a size change of a metadata-only copy, which
+// copies the file's data in: a request sent after it is answered while
+// that copy goes on.
+func TestSizeChangeOfMetacopyDoesNotStallOthers(t *testing.T) {
+	ts := startServer(t, serverOptions{bigLowerFile: 64 << 20, metacopy: true})
+	c := ts.dial(t, 0)
+	_, err := c.Walk(0, 1, "big")
+	must(t, err)
+	// A metadata-only copy-up: "big" is in the upper from now on.
+	must(t, c.Setattr(1, p9wire.SetAttr{Valid: p9wire.SetattrMode, Mode: 0o600}))
+	slow, err := c.Start(p9wire.Tsetattr, new(p9wire.Encoder).U32(1).U32(p9wire.SetattrSize).
+		U32(0).U32(0).U32(0).U64(64<<20-1).U64(0).U64(0).U64(0).U64(0).Bytes())
+	must(t, err)
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := slow.Wait()
+		slowDone <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	if _, err := c.Getattr(0, p9wire.GetattrBasic); err != nil {
+		t.Fatal(err)
+	}
+	fast := time.Since(start)
+	select {
+	case err := <-slowDone:
+		t.Errorf("getattr (%v) was answered only after the data copy (err %v)", fast, err)
+	default:
+		t.Logf("getattr answered in %v while the data copy went on", fast)
+		must(t, <-slowDone)
+	}
+	a, err := c.Getattr(1, p9wire.GetattrBasic)
+	must(t, err)
+	if a.Size != 64<<20-1 || a.Mode&0o7777 != 0o600 {
+		t.Errorf("big after chmod and truncate: size %d mode %o", a.Size, a.Mode&0o7777)
+	}
+}

@@ -12,9 +12,9 @@ import (
 )
 
 // fdConn serves a connection's socket with plain system calls on a
-// descriptor of its own, outside Go's network poller, waiting for it in
-// poll(2) on the calling thread for a moment before falling back to the
-// poller.
+// descriptor of its own, outside Go's network poller, waiting for it on
+// the calling thread for a moment (a blocking read with a timeout, see
+// blockingRead) before falling back to the poller.
 //
 // Why: a client that waits on each answer sends its next request a few
 // tens of microseconds after the response went out. Through the network
@@ -23,9 +23,9 @@ import (
 // every response the client reads wakes the poller once more (the
 // socket's "writable" edge). A thread switch is the dearest thing a
 // request does here (about as much as the request itself on a virtual
-// machine). Waiting in poll(2) on the reader's own thread wakes that very
-// thread: a request is poll, read, the work, write, with no other thread
-// involved. A connection quiet for longer than spinWait waits in the
+// machine). Waiting in a blocking read on the reader's own thread wakes
+// that very thread: a request is read, the work, write, with no other
+// thread involved. A connection quiet for longer than spinWait waits in the
 // poller instead (through a short-lived duplicate descriptor registered
 // for that wait only), so an idle connection holds no thread.
 //
@@ -44,8 +44,11 @@ type fdConn struct {
 	closed atomic.Bool
 	once   sync.Once
 
+	flags int // the descriptor's status flags, O_NONBLOCK set (as taken over)
+
 	// The reader's state (readWait); Close uses it once no call runs.
 	slot      bool     // holds a poll slot
+	blocking  bool     // the reader cleared O_NONBLOCK (see blockingRead)
 	lastYield int64    // when the reader last yielded (maybeYield)
 	rpf       *os.File // registered with the poller, or nil
 }
@@ -74,7 +77,7 @@ func newFDConn(rw io.ReadWriteCloser) *fdConn {
 	if err != nil {
 		return nil
 	}
-	fd := -1
+	fd, flags := -1, 0
 	if err := rc.Control(func(ofd uintptr) {
 		// Only non-blocking sockets: a blocking descriptor (a pipe, a
 		// file) is left to rw, which knows how to wait for it.
@@ -86,12 +89,20 @@ func newFDConn(rw io.ReadWriteCloser) *fdConn {
 			return
 		}
 		if nfd, err := unix.FcntlInt(ofd, unix.F_DUPFD_CLOEXEC, 0); err == nil {
-			fd = nfd
+			fd, flags = nfd, fl
 		}
 	}); err != nil || fd < 0 {
 		return nil
 	}
-	f := &fdConn{fd: fd, orig: rw}
+	f := &fdConn{fd: fd, orig: rw, flags: flags}
+	// Bound every blocking read and write (blockingRead): a read waits
+	// for the client's next request for spinWait at most, a write for
+	// room for as long, before the wait goes to the poller.
+	tv := unix.NsecToTimeval(int64(spinWait))
+	if unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv) != nil ||
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv) != nil {
+		f.flags = -1 // no timeouts: never block
+	}
 	wrapped.Store(rw, f)
 	rw.Close() // out of the poller; the socket stays open through fd
 	return f
@@ -174,15 +185,16 @@ func (f *fdConn) do(p []byte, event int16, op func(int, []byte) (int, error)) (i
 	}
 }
 
-// readWait is the reader's wait: in poll(2) while the connection holds
-// the process's poll slot, else in the poller through f.rpf, a duplicate
+// readWait is the reader's wait: in a blocking read (blockingRead; in
+// poll(2) where the socket cannot block) while the connection holds the
+// process's poll slot, else in the poller through f.rpf, a duplicate
 // descriptor kept registered while the connection waits there. Only the
 // reader calls it. ok is false when the caller must wait in the poller
 // itself (no descriptor for f.rpf, or quiet for longer than wait).
 //
-// One connection at a time waits in poll(2), and only while it is the
+// One connection at a time waits on its own thread, and only while it is the
 // only one sending (see noteRead): with several busy connections the
-// threads parked in poll(2) would wake one by one, a thread switch each,
+// threads parked in system calls would wake one by one, a thread switch each,
 // where the poller wakes once for all and runs their readers back to
 // back on one thread; and every thread in a system call holds a Go
 // processor that the scheduler must take back. Measured with four busy
@@ -202,7 +214,12 @@ func (f *fdConn) readWait(p []byte, wait time.Duration) (n int, err error, ok bo
 			f.rpf = nil
 		}
 		maybeYield(&f.lastYield, now)
-		if n, err, ok := f.pollThenDo(p, unix.POLLIN, unix.Read, wait); ok {
+		n, err, ok := f.blockingRead(p)
+		if !ok && f.flags < 0 {
+			// The socket cannot be made blocking: wait in poll(2).
+			n, err, ok = f.pollThenDo(p, unix.POLLIN, unix.Read, wait)
+		}
+		if ok {
 			f.noteRead()
 			return n, err, true
 		}
@@ -210,6 +227,7 @@ func (f *fdConn) readWait(p []byte, wait time.Duration) (n int, err error, ok bo
 		pollSlot.Store(false)
 		return 0, nil, false
 	}
+	f.setBlocking(false)
 	if f.rpf == nil {
 		dfd, err := unix.FcntlInt(uintptr(f.fd), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
@@ -227,6 +245,58 @@ func (f *fdConn) readWait(p []byte, wait time.Duration) (n int, err error, ok bo
 	})
 	f.noteRead()
 	return max(n, 0), err, true
+}
+
+// blockingRead is the reader's wait while it holds the poll slot: one
+// read(2) on the descriptor made blocking, which the socket's receive
+// timeout (SO_RCVTIMEO, spinWait) ends if the client stays quiet. ok is
+// false when it timed out or cannot block (the caller then waits
+// otherwise); the descriptor is then non-blocking again.
+//
+// Why not poll(2) and then read(2): every kernel entry is dear on a
+// virtual machine (most of a null request's time is spent entering and
+// leaving the kernel), and a blocking read is one entry where those were
+// two. O_NONBLOCK belongs to the open file description, which the
+// duplicates registered with the poller share: so the reader clears it
+// only while it holds the slot and sets it again before it registers a
+// duplicate (readWait), and a writer that must wait in the poller sets it
+// (waitInPoller), which makes the reader's next read return EAGAIN and
+// the reader leave the slot. A blocking write waits for room for
+// SO_SNDTIMEO at most, after which the writer waits as before (do).
+func (f *fdConn) blockingRead(p []byte) (n int, err error, ok bool) {
+	if !f.setBlocking(true) {
+		return 0, nil, false
+	}
+	n, err = retryEINTR(unix.Read, f.fd, p)
+	if err == unix.EAGAIN {
+		f.setBlocking(false)
+		return 0, nil, false
+	}
+	return max(n, 0), err, true
+}
+
+// setBlocking clears (on) or sets O_NONBLOCK on the descriptor where the
+// reader's record says it is not so already; it reports whether the
+// descriptor is now as asked. Only the reader calls it.
+func (f *fdConn) setBlocking(on bool) bool {
+	if f.blocking == on {
+		return true
+	}
+	if f.flags < 0 {
+		return !on
+	}
+	fl := f.flags
+	if on {
+		fl &^= unix.O_NONBLOCK
+	}
+	if _, err := unix.FcntlInt(uintptr(f.fd), unix.F_SETFL, fl); err != nil {
+		if on {
+			f.flags = -1 // not allowed: never block again
+		}
+		return !on
+	}
+	f.blocking = on
+	return true
 }
 
 var (
@@ -290,6 +360,10 @@ func (f *fdConn) waitInPoller(p []byte, event int16, op func(int, []byte) (int, 
 	if err != nil {
 		return 0, err
 	}
+	// The reader may have made the socket blocking (blockingRead): the
+	// poller needs it non-blocking, and the reader notices at its next
+	// read.
+	unix.SetNonblock(dfd, true)
 	file := os.NewFile(uintptr(dfd), "9p-client") // non-blocking: registered with the poller
 	defer file.Close()
 	rc, err := file.SyscallConn()

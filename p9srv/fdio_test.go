@@ -204,3 +204,61 @@ func TestFDConnShutdownWhileWaiting(t *testing.T) {
 		u.Close()
 	}
 }
+
+// A response that must wait for room while the reader serves the
+// connection with blocking reads (fdConn.blockingRead): the writer waits
+// past the socket's send timeout and in the poller (which makes the
+// socket non-blocking again under the reader), the client then drains
+// everything whole and in order, and the connection goes on serving in
+// either wait mode.
+func TestFDConnWriterWaitsWhileReaderBlocks(t *testing.T) {
+	ts := startServer(t, serverOptions{bigLowerFile: 12 << 20})
+	c, err := p9wire.Dial("unix", ts.sock, 1<<20)
+	must(t, err)
+	defer c.Close()
+	_, err = c.Attach(0, "", "", 0)
+	must(t, err)
+	_, err = c.Walk(0, 1, "big")
+	must(t, err)
+	_, _, err = c.Lopen(1, p9wire.ORdonly)
+	must(t, err)
+	for round := range 3 {
+		for range 20 { // busy: the reader takes the poll slot and blocks
+			if _, err := c.Getattr(0, p9wire.GetattrBasic); err != nil {
+				t.Fatalf("round %d, busy: %v", round, err)
+			}
+		}
+		// Twelve 1 MiB reads sent at once: more than the send buffer (8
+		// MiB, see Server.sizeSendBuffer), and nobody reads them for a
+		// while.
+		const count = 1<<20 - 24
+		var calls []*p9wire.Call
+		for k := range 12 {
+			call, err := c.Start(p9wire.Tread, new(p9wire.Encoder).U32(1).U64(uint64(k*count)).U32(count).Bytes())
+			must(t, err)
+			calls = append(calls, call)
+		}
+		time.Sleep(10 * spinWait)
+		for k, call := range calls {
+			f, err := call.Wait()
+			if err != nil {
+				t.Fatalf("round %d, read %d: %v", round, k, err)
+			}
+			d := p9wire.NewDecoder(f.Body)
+			n := d.U32()
+			p := d.Rest()
+			if d.Err() != nil || int(n) != count || len(p) != count {
+				t.Fatalf("round %d, read %d: %d bytes (%v)", round, k, len(p), d.Err())
+			}
+			for i, b := range p {
+				if off := k*count + i; b != byte(off) {
+					t.Fatalf("round %d, read %d: wrong byte at %d", round, k, off)
+				}
+			}
+		}
+		if _, err := c.Walk(0, 2, "big"); err != nil {
+			t.Fatalf("round %d, after the drained reads: %v", round, err)
+		}
+		must(t, c.Clunk(2))
+	}
+}

@@ -142,8 +142,8 @@ func (t *fidTable) clunkAll(c *conn) {
 
 // newFid returns a fid for node n standing on entry e (taking over the
 // caller's reference to n; e's registration is the caller's too).
-func newFid(n *union.Node, e *nameEntry, uid uint32, a *union.Attr) *fid {
-	return &fid{node: n, ent: e, uid: uid, typ: a.Mode & unix.S_IFMT, id: a.ID}
+func newFid(n *union.Node, e *nameEntry, uid uint32) *fid {
+	return &fid{node: n, ent: e, uid: uid, typ: n.Type(), id: n.ID()}
 }
 
 // putFid drops one reference to f; the last closes its open file (with

@@ -31,6 +31,7 @@ type serverOptions struct {
 	maxMsize             uint32
 	maxFids              int
 	bigLowerFile         int64 // size of lower file "big", if any
+	metacopy             bool  // union.Options.Metacopy
 	logger               *slog.Logger
 }
 
@@ -59,7 +60,10 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 		}
 		must(t, f.Close())
 	}
-	opts := union.Options{Lowers: []string{ts.lower}}
+	opts := union.Options{Lowers: []string{ts.lower}, Metacopy: o.metacopy}
+	if o.metacopy {
+		opts.RedirectDir = union.RedirectOn // metacopy needs it, as in overlayfs
+	}
 	if !o.readOnly {
 		ts.upper, ts.work = filepath.Join(dir, "upper"), filepath.Join(dir, "work")
 		must(t, os.Mkdir(ts.upper, 0o755))

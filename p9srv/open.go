@@ -57,19 +57,13 @@ func (c *conn) lcreate(r *request, m *wire.TlcreateReq) error {
 	if err != nil {
 		return err
 	}
-	a, err := n.Attr()
-	if err != nil {
-		uf.Close()
-		n.Release()
-		return err
-	}
 	e := st.names.enter(f.ent, m.Name, n, true)
-	nf := newFid(n, e, f.uid, &a)
+	nf := newFid(n, e, f.uid)
 	nf.open.Store(uf)
 	if err := c.replaceFid(m.Fid, f, nf); err != nil {
 		return err
 	}
-	r.out.QID(qidOf(&a)).U32(0)
+	r.out.QID(qidFor(n.ID(), n.Type())).U32(0) // no stat: the qid is the node's id and type
 	return nil
 }
 

@@ -15,9 +15,12 @@ import (
 // request, and each tick wakes a thread and keeps the Go scheduler's
 // monitor busy; for the requests a client sends most (walk, getattr,
 // clunk, statfs, readdir, reads and writes of files) that costs more
-// than the request: a 1 MiB write took ten ticks. Everything else still
-// goes through the watchdog, so a slow request never holds up the
-// connection for long.
+// than the request: a 1 MiB write took ten ticks, and a create+write+
+// clunk cycle three. Changes to objects already in the upper (create,
+// mkdir, symlink, mknod in an upper directory; setattr without a size)
+// are as bounded as a write. Everything else still goes through the
+// watchdog (a copy-up, a lock, an fsync, an unlink or rename), so a slow
+// request never holds up the connection for long.
 func (c *conn) quick(r *request) bool {
 	switch m := r.msg.(type) {
 	case *wire.TwalkReq, *wire.TgetattrReq, *wire.TstatfsReq, *wire.TclunkReq,
@@ -39,6 +42,21 @@ func (c *conn) quick(r *request) bool {
 	case *wire.TreadReq:
 		// A FIFO's or a device's read may wait.
 		return c.fidIsPlain(m.Fid, true)
+	case *wire.TlcreateReq:
+		// A new file (O_EXCL: never an existing FIFO) in a directory
+		// that is in the upper already: no copy-up of the directory
+		// chain, a few host calls.
+		return c.fidInUpper(m.Fid)
+	case *wire.TmkdirReq:
+		return c.fidInUpper(m.Dfid)
+	case *wire.TsymlinkReq:
+		return c.fidInUpper(m.Fid)
+	case *wire.TmknodReq:
+		return c.fidInUpper(m.Dfid) // makes the node, never opens it
+	case *wire.TsetattrReq:
+		// Mode, owner and times of an object in the upper; a size
+		// change may have to copy a metadata-only copy's data in.
+		return m.Valid&wire.SetattrSize == 0 && c.fidInUpper(m.Fid)
 	case *wire.TwriteReq:
 		// A write to an open regular file: the open made any copy-up, so
 		// this is one pwrite(2) (which the host's page cache may throttle,
@@ -52,6 +70,17 @@ func (c *conn) quick(r *request) bool {
 		return c.br.Buffered() == 0 && c.fidIsPlain(m.Fid, true)
 	}
 	return false
+}
+
+// fidInUpper reports whether fid num stands on a node that is in the
+// upper layer already (or does not exist: answered at once with EBADF).
+func (c *conn) fidInUpper(num uint32) bool {
+	f := c.fids.get(num)
+	if f == nil {
+		return true
+	}
+	defer c.putFid(f)
+	return f.node != nil && f.node.HasUpper()
 }
 
 // fidIsPlain reports whether fid num exists, has no xattr write pending

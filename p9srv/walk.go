@@ -2,7 +2,6 @@ package p9srv
 
 import (
 	"github.com/union9p/union9p/p9srv/wire"
-	"github.com/union9p/union9p/union"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,17 +22,13 @@ func (c *conn) walk(r *request, m *wire.TwalkReq) error {
 	st.nsMu.RLock()
 	defer st.nsMu.RUnlock()
 	if len(m.Names) == 0 {
-		a, err := f.node.Attr()
-		if err != nil {
-			return err
-		}
 		if m.NewFid == m.Fid {
 			r.out.U16(0)
 			return nil
 		}
 		n := f.node.Retain()
 		st.names.again(f.ent, n)
-		nf := newFid(n, f.ent, f.uid, &a)
+		nf := newFid(n, f.ent, f.uid)
 		if err := c.fids.add(c, m.NewFid, nf); err != nil {
 			nf.refs.Store(1)
 			c.putFid(nf)
@@ -49,15 +44,12 @@ func (c *conn) walk(r *request, m *wire.TwalkReq) error {
 	var qids [wire.MaxWalkNames]wire.QID
 	n, e := f.node, f.ent
 	owned := false // whether n is a reference of ours (after the first name)
-	var a union.Attr
 	walked := 0
 	for i, name := range m.Names {
+		// The qid is the node's id and type, which the lookup found: no
+		// stat (a lookup as the kernel's overlayfs does it; the client
+		// asks for attributes with Tgetattr when it wants them).
 		next, err := n.Lookup(name)
-		if err == nil {
-			if a, err = next.Attr(); err != nil {
-				next.Release()
-			}
-		}
 		if err != nil {
 			if owned {
 				n.Release()
@@ -77,7 +69,7 @@ func (c *conn) walk(r *request, m *wire.TwalkReq) error {
 			n.Release()
 		}
 		n, owned = next, true
-		qids[i] = qidOf(&a)
+		qids[i] = qidFor(next.ID(), next.Type())
 		walked++
 	}
 	if walked < len(m.Names) {
@@ -87,7 +79,7 @@ func (c *conn) walk(r *request, m *wire.TwalkReq) error {
 		}
 		return nil
 	}
-	nf := newFid(n, e, f.uid, &a)
+	nf := newFid(n, e, f.uid)
 	if m.NewFid == m.Fid {
 		// Walking a fid onto itself: the new node replaces the old.
 		if err := c.replaceFid(m.Fid, f, nf); err != nil {

@@ -6,14 +6,14 @@ import (
 )
 
 // yieldEvery is how long a reader serving its connection from its own
-// thread (fdConn.readWait's poll(2) wait) runs before it yields to Go's
+// thread (fdConn.readWait's blocking read) runs before it yields to Go's
 // scheduler once.
 //
 // Why: Go's system monitor (sysmon) takes a goroutine that has run for
 // 10 ms without being rescheduled for a CPU hog. Such a reader never is
-// rescheduled (it goes from poll(2) to its request and back, never
+// rescheduled (it goes from its read to its request and back, never
 // parking), so every 10 ms sysmon preempts it, takes its processor away
-// while it sits in poll(2), and restarts its own polling at 20 µs: it
+// while it sits in the system call, and restarts its own polling at 20 µs: it
 // then woke about once per request (1.6 nanosleeps per null request under
 // strace, against 4 system calls for the request itself), each a thread
 // switch on a machine where those are the dearest thing a request does.

@@ -13,6 +13,7 @@ import (
 // serverFixture is union9p and diod serving the same merged tree.
 type serverFixture struct {
 	Union9p, Diod *server
+	Floor         *server // floor.go
 }
 
 // startServerFixture builds the trees in dir and starts both servers.
@@ -41,7 +42,11 @@ func startServerFixture(ctx context.Context, cl *cleanups, binary, dir string) (
 	if err != nil {
 		return nil, err
 	}
-	return &serverFixture{Union9p: u, Diod: d}, nil
+	f, err := startFloor(ctx, cl, dir, layered.Upper)
+	if err != nil {
+		return nil, err
+	}
+	return &serverFixture{Union9p: u, Diod: d, Floor: f}, nil
 }
 
 // sectionServers: union9p against diod on every workload.
@@ -59,7 +64,7 @@ func sectionServers(ctx context.Context, cfg config, fx *serverFixture, out io.W
 	}
 	fmt.Fprintf(out, "\n== union9p (2 lowers + upper) vs diod (one directory), same merged tree; ratio = union9p/diod speed\n")
 	printComparisons(out, "union9p", "diod", rows, func(c comparison) *target { return serverTarget(c.Workload) })
-	return nil
+	return printFloor(ctx, cfg, fx, out)
 }
 
 // sectionLayers: union9p over 3 lowers + upper against union9p over a

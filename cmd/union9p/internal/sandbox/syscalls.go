@@ -26,7 +26,7 @@ var allowedSyscalls = []string{
 	"timer_create", "timer_settime", "timer_delete", "setitimer",
 	"exit", "exit_group", "getrandom", "prlimit64", "uname",
 	"epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_pwait2", "epoll_wait",
-	"ppoll", // p9srv waits for a busy connection's next request in poll(2) (fdio.go)
+	"ppoll", // p9srv waits in poll(2) for room to write, or for a request where a socket cannot block (fdio.go)
 	"eventfd2", "pipe2",
 
 	// Descriptors and I/O (files and the accepted connections).
