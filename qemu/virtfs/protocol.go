@@ -45,6 +45,13 @@ func NewProtocol(u *union.Union, logger *log.Logger) (*Protocol, error) {
 		return nil, fmt.Errorf("virtiofs: root: %w", err)
 	}
 	opts := nodeOptions(a.ID, logger)
+	// No READDIRPLUS: each entry of one would become an object the guest
+	// keeps (and the union a node with descriptors) until the guest's
+	// memory pressure forgets it, and without notifications the server
+	// cannot ask it to (measured: a getdents of the VM suite's 20,000
+	// entries, then EMFILE for everything at this host's 20,000
+	// descriptors). A stat after a plain READDIR costs one LOOKUP.
+	opts.MountOptions.DisableReadDirPlus = true
 	rawFS := fs.NewNodeFS(newNode(u, nil, root), opts)
 	return &Protocol{ps: fuse.NewProtocolServer(&noOpendir{rawFS}, &opts.MountOptions), logger: logger}, nil
 }
