@@ -18,6 +18,7 @@ const (
 	opRead       = 15
 	opOpen       = 14
 	opInit       = 26
+	opMkdir      = 9
 	inHeaderSize = 40
 )
 
@@ -137,5 +138,48 @@ func TestProtocolMalformed(t *testing.T) {
 	n := p.Handle(1, request(opInit, 11, 0, init), [][]byte{big})
 	if e := outHeader(t, big, n, 11); e != 0 {
 		t.Fatalf("INIT after malformed requests: error %d", e)
+	}
+}
+
+// TestProtocolSetgidDirectory: over virtio-fs the caller is the guest's
+// process, so the server applies a setgid directory's group (and, to a
+// new directory, its setgid bit) itself, as Linux does on a local
+// filesystem.
+func TestProtocolSetgidDirectory(t *testing.T) {
+	p, upper := newProtocol(t)
+	sg := filepath.Join(upper, "sg")
+	if err := os.Mkdir(sg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(sg, 0, 1000); err != nil {
+		t.Skip("chown needs root:", err)
+	}
+	if err := unix.Chmod(sg, 0o2775); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 4096)
+	init := make([]byte, 64)
+	binary.LittleEndian.PutUint32(init, 7)
+	binary.LittleEndian.PutUint32(init[4:], 38)
+	p.Handle(1, request(opInit, 1, 0, init), [][]byte{out})
+	n := p.Handle(1, request(opLookup, 2, 1, []byte("sg\x00")), [][]byte{out})
+	if e := outHeader(t, out, n, 2); e != 0 {
+		t.Fatalf("LOOKUP: error %d", e)
+	}
+	dir := binary.LittleEndian.Uint64(out[outHeaderSize:])
+	// fuse_mkdir_in: mode, umask; then the name. The caller (uid 0,
+	// gid 0 in the header) is not the directory's group.
+	mkdir := make([]byte, 8)
+	binary.LittleEndian.PutUint32(mkdir, 0o755)
+	n = p.Handle(1, request(opMkdir, 3, dir, append(mkdir, "d\x00"...)), [][]byte{out})
+	if e := outHeader(t, out, n, 3); e != 0 {
+		t.Fatalf("MKDIR: error %d", e)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(sg, "d"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Gid != 1000 || st.Mode&unix.S_ISGID == 0 {
+		t.Fatalf("new directory: gid %d mode %o, want gid 1000 and setgid", st.Gid, st.Mode)
 	}
 }
