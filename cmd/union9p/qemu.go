@@ -168,10 +168,19 @@ func btoi(b bool) int {
 	return 0
 }
 
+// defaultTransport is --transport's default. Setting it to "virtiofs"
+// makes the virtiofs transport the default of every union that has serve
+// flags; a --tenant union (whose server is shared) then stays on auto.
+var defaultTransport = "auto"
+
 // parseQemuArgs splits the command line at --next and --; --transport
 // and --control may come first.
 func parseQemuArgs(args []string) (transports, []qemuUnion, []string, error) {
-	tr := transports{auto: true}
+	tr, err := parseTransports(defaultTransport)
+	if err != nil {
+		return tr, nil, nil, err
+	}
+	explicit := false
 	for {
 		opt, val, rest, ok := leadingOption(args, "--transport", "--control")
 		if !ok {
@@ -182,16 +191,21 @@ func parseQemuArgs(args []string) (transports, []qemuUnion, []string, error) {
 			qemuControl = val
 			continue
 		}
-		var err error
 		if tr, err = parseTransports(val); err != nil {
 			return tr, nil, nil, err
 		}
+		explicit = true
 	}
 	unions, qemuArgs, err := splitQemuArgs(args)
 	if err != nil {
 		return tr, nil, nil, err
 	}
 	for i := range unions {
+		if unions[i].tenant != "" && tr.virtiofs && !explicit && !unions[i].virtiofs && !unions[i].virtfs {
+			// virtiofs by default: a tenant's union stays on the network.
+			tr.auto = true
+			continue
+		}
 		if unions[i].tenant != "" && (unions[i].virtfs || tr.virtfs || unions[i].virtiofs || tr.virtiofs) {
 			return tr, nil, nil, fmt.Errorf("--tenant %s: a tenant's server is shared and cannot use the virtfs or virtiofs transport", unions[i].tenant)
 		}

@@ -22,3 +22,20 @@ func TestParseVirtiofsTransport(t *testing.T) {
 		}
 	}
 }
+
+// TestVirtiofsAsDefault: with the default switched to virtiofs (the
+// one-line change of defaultTransport), unions with serve flags go on
+// virtiofs and a tenant's union stays on the network (auto).
+func TestVirtiofsAsDefault(t *testing.T) {
+	defer func(old string) { defaultTransport = old }(defaultTransport)
+	defaultTransport = "virtiofs"
+	tr, unions, _, err := parseQemuArgs([]string{"--name", "a", "--lower", "/a", "--next", "--name", "b", "--tenant", "alice", "--", "qemu"})
+	if err != nil || !tr.virtiofs || !tr.auto || !unions[0].virtiofs || unions[1].virtiofs {
+		t.Fatalf("%+v %+v %v", tr, unions, err)
+	}
+	// An explicit --transport still wins.
+	tr, unions, _, err = parseQemuArgs([]string{"--transport", "tcp", "--lower", "/a", "--", "qemu"})
+	if err != nil || tr != (transports{tcp: true}) || unions[0].virtiofs {
+		t.Fatalf("explicit tcp: %+v %+v %v", tr, unions, err)
+	}
+}
