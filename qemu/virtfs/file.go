@@ -31,7 +31,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if un == nil {
 		return nil, 0, syscall.ESTALE
 	}
-	f, err := n.openAdjusted(un, int(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY))
+	f, err := un.Open(int(flags) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY))
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}

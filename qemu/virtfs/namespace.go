@@ -53,7 +53,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.ESTALE
 	}
 	o, _ := ownerIn(ctx, un)
-	c, f, err := un.Create(name, n.createFlags(int(flags)), mode, o)
+	c, f, err := un.Create(name, int(flags), mode, o)
 	if err != nil {
 		return nil, nil, 0, errnoOf(err)
 	}

@@ -23,11 +23,8 @@ const CacheTTL = time.Hour
 // forgets the node.
 type node struct {
 	fs.Inode
-	u *union.Union // for statfs
-	b *budget      // counts the kernel's known objects
-	// wb: the kernel caches writes (writeback cache, virtiofs): opens
-	// are adjusted (writeback.go). Set at creation, copied to children.
-	wb bool
+	u  *union.Union // for statfs
+	b  *budget      // counts the kernel's known objects
 	un atomic.Pointer[union.Node]
 
 	mu      sync.Mutex    // guards retired and shared
@@ -90,7 +87,6 @@ func adopt(ctx context.Context, parent *node, un *union.Node, out *fuse.EntryOut
 	out.SetEntryTimeout(CacheTTL)
 	out.SetAttrTimeout(CacheTTL)
 	n := newNode(parent.u, parent.b, un)
-	n.wb = parent.wb
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: a.Mode & unix.S_IFMT, Ino: a.ID})
 	if ch.Operations() == n {
 		n.b.adopted()

@@ -19,8 +19,6 @@ const (
 	opOpen       = 14
 	opInit       = 26
 	opMkdir      = 9
-	opWrite      = 16
-	opCreate     = 35
 	inHeaderSize = 40
 )
 
@@ -183,49 +181,5 @@ func TestProtocolSetgidDirectory(t *testing.T) {
 	}
 	if st.Gid != 1000 || st.Mode&unix.S_ISGID == 0 {
 		t.Fatalf("new directory: gid %d mode %o, want gid 1000 and setgid", st.Gid, st.Mode)
-	}
-}
-
-// TestProtocolWritebackOpens: with the guest's writeback cache the
-// kernel reads pages of files opened write-only and places appended data
-// itself, so a create with O_WRONLY|O_APPEND is opened read-write
-// without O_APPEND: a READ works and a WRITE lands at its offset.
-func TestProtocolWritebackOpens(t *testing.T) {
-	p, upper := newProtocol(t)
-	out := make([]byte, 4096)
-	init := make([]byte, 64)
-	binary.LittleEndian.PutUint32(init, 7)
-	binary.LittleEndian.PutUint32(init[4:], 38)
-	p.Handle(1, request(opInit, 1, 0, init), [][]byte{out})
-	create := make([]byte, 16) // flags, mode, umask, open_flags
-	binary.LittleEndian.PutUint32(create, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
-	binary.LittleEndian.PutUint32(create[4:], 0o644)
-	n := p.Handle(1, request(opCreate, 2, 1, append(create, "w\x00"...)), [][]byte{out})
-	if e := outHeader(t, out, n, 2); e != 0 {
-		t.Fatalf("CREATE: error %d", e)
-	}
-	node := binary.LittleEndian.Uint64(out[outHeaderSize:])
-	fh := binary.LittleEndian.Uint64(out[outHeaderSize+128:])
-	write := func(unique, off uint64, data string) {
-		in := make([]byte, 40) // fh, offset, size, write_flags, lock_owner, flags, padding
-		binary.LittleEndian.PutUint64(in, fh)
-		binary.LittleEndian.PutUint64(in[8:], off)
-		binary.LittleEndian.PutUint32(in[16:], uint32(len(data)))
-		n := p.Handle(1, request(opWrite, unique, node, append(in, data...)), [][]byte{out})
-		if e := outHeader(t, out, n, unique); e != 0 {
-			t.Fatalf("WRITE: error %d", e)
-		}
-	}
-	write(3, 0, "hello world")
-	write(4, 0, "HELLO") // the kernel rewrites a page it holds
-	if b, err := os.ReadFile(filepath.Join(upper, "w")); err != nil || string(b) != "HELLO world" {
-		t.Fatalf("file: %q, %v; want %q", b, err, "HELLO world")
-	}
-	read := make([]byte, 40)
-	binary.LittleEndian.PutUint64(read, fh)
-	binary.LittleEndian.PutUint32(read[16:], 64)
-	n = p.Handle(1, request(opRead, 5, node, read), [][]byte{out})
-	if e := outHeader(t, out, n, 5); e != 0 || string(out[outHeaderSize:n]) != "HELLO world" {
-		t.Fatalf("READ of a write-only open: error %d, %q", e, out[outHeaderSize:n])
 	}
 }
