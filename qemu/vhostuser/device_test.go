@@ -27,11 +27,25 @@ const (
 	dataOff  = 0x10000
 )
 
-// echo answers a request by writing its bytes reversed.
-type echo struct{ calls atomic.Int64 }
+// echo answers a request by writing its bytes reversed; with touchOnly
+// it reads every byte of in and out and writes nothing.
+type echo struct {
+	calls     atomic.Int64
+	touchOnly bool
+}
 
 func (e *echo) Handle(queue int, in, out [][]byte) int {
 	e.calls.Add(1)
+	if e.touchOnly {
+		var sum byte
+		for _, b := range append(append([][]byte{}, in...), out...) {
+			for _, c := range b {
+				sum += c
+			}
+		}
+		_ = sum
+		return 0
+	}
 	var req []byte
 	for _, b := range in {
 		req = append(req, b...)
