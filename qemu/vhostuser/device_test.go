@@ -31,12 +31,12 @@ const (
 // it reads every byte of in and out and writes nothing.
 type echo struct {
 	calls     atomic.Int64
-	touchOnly bool
+	touchOnly atomic.Bool
 }
 
 func (e *echo) Handle(queue int, in, out [][]byte) int {
 	e.calls.Add(1)
-	if e.touchOnly {
+	if e.touchOnly.Load() {
 		var sum byte
 		for _, b := range append(append([][]byte{}, in...), out...) {
 			for _, c := range b {

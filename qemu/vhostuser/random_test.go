@@ -13,7 +13,7 @@ import (
 // test process).
 func TestRandomChains(t *testing.T) {
 	f := newFront(t, 1)
-	f.h.touchOnly = true
+	f.h.touchOnly.Store(true)
 	rng := rand.New(rand.NewSource(1))
 	randAddr := func() uint64 {
 		switch rng.Intn(4) {
