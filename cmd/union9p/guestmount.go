@@ -35,11 +35,12 @@ func guestMountCommand() *cli.Command {
 		Usage:     "mount a union served by the host to this QEMU guest (run in the guest)",
 		ArgsUsage: "UNION DIR",
 		Description: `UNION is the name given to union9p qemu --name (NAME or union9p.NAME): it
-is mounted with trans=virtio when QEMU exports it over virtio-9p (mount tag
+is mounted -t virtiofs when the host serves it as a virtio-fs device (tag
+union9p.NAME, the virtiofs transport; needs virtiofs), else with trans=virtio when QEMU exports it over virtio-9p (mount tag
 union9p.NAME, the virtfs transport; needs 9pnet_virtio), else with trans=tcp
 when the host offers it on the network (fw_cfg opt/union9p/NAME, needs the
 qemu_fw_cfg and virtio_net modules), else through its virtio-serial port.
-Explicit transports: virtfs:NAME, tcp:ADDR:PORT (the NIC is set up all the
+Explicit transports: virtiofs:NAME, virtfs:NAME, tcp:ADDR:PORT (the NIC is set up all the
 same), serial:NAME, a device path (/dev/vport0p1), or vsock:PORT /
 vsock:CID:PORT. Options (-o) are 9p client options (msize, cache, access,
 posixacl, ...) and generic mount options (ro, nosuid, noatime, ...).
@@ -60,6 +61,12 @@ Example: union9p guest-mount -o cache=mmap root /mnt`,
 			relay := c.String("relay")
 			if relay != "copy" && relay != "splice" {
 				return cli.Exit("guest-mount: --relay: want copy or splice", 2)
+			}
+			if done, err := guestMountVirtiofs(spec, dir, flags, opts); done {
+				if err != nil {
+					return cli.Exit("guest-mount: "+err.Error(), 32)
+				}
+				return nil
 			}
 			tr, err := resolveGuestSpec(spec, c.Duration("wait"))
 			if err == nil {

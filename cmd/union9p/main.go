@@ -48,6 +48,7 @@ func main() {
 			qemuCommand(),
 			qemuCourierCommand(),
 			qemuVirtfsCommand(),
+			qemuVirtiofsCommand(),
 			lsCommand(),
 			tenantCommand(),
 		},

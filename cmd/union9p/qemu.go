@@ -41,11 +41,15 @@ import (
 //     FUSE filesystem on a detached host mount that only QEMU holds,
 //     served by a `union9p qemu-virtfs` child, and QEMU's own 9p server
 //     exports it over virtio-9p (qemuvirtfs.go, package qemu/virtfs).
+//   - virtiofs (alone, or --virtiofs on one union): union9p is a
+//     vhost-user-fs device for each union, served by a `union9p
+//     qemu-virtiofs` child; the guest's RAM goes into a shared memfd
+//     (qemuvirtiofs.go, packages qemu/vhostuser and qemu/virtfs).
 func qemuCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "qemu",
 		Usage:     "run a QEMU guest with unions served to it",
-		ArgsUsage: "[--transport auto|tcp|tap|serial|virtfs|...,serial] [--control SOCKET] [--name NAME] [--virtfs] SERVE-FLAGS...|--tenant TENANT [--next [--name NAME] [--virtfs] SERVE-FLAGS...|--tenant TENANT]... -- QEMU-COMMAND...",
+		ArgsUsage: "[--transport auto|tcp|tap|serial|virtfs|virtiofs|...,serial] [--control SOCKET] [--name NAME] [--virtfs|--virtiofs] SERVE-FLAGS...|--tenant TENANT [--next [--name NAME] [--virtfs|--virtiofs] SERVE-FLAGS...|--tenant TENANT]... -- QEMU-COMMAND...",
 		Description: `SERVE-FLAGS are those of "union9p serve" (--lower, --upper, --workdir, -o, ...)
 except --listen. NAME defaults to 0, 1, ...; in the guest, mount a union with
   union9p guest-mount NAME DIR
@@ -67,6 +71,14 @@ except --listen. NAME defaults to 0, 1, ...; in the guest, mount a union with
           9p server runs in the QEMU process, and it refuses FIFOs, sockets and
           device nodes (ENXIO). --virtfs puts one union on it and leaves the
           others on the transports above.
+  virtiofs union9p is a vhost-user-fs device for each union (mount tag
+          union9p.NAME; the guest mounts -t virtiofs, needs virtiofs). The guest's
+          requests and data are read and written in its own RAM, which
+          union9p qemu puts in a shared memfd (-m SIZE is read from the QEMU
+          command; a command that names its own memory backend must make it
+          share=on). No root, no host FUSE; FIFOs and device nodes work.
+          --virtiofs puts one union on it and leaves the others on the
+          transports above.
 --tenant TENANT, instead of SERVE-FLAGS: the union is tenant TENANT of a running
 "union9p serve --tenants DIR" whose control socket is --control (before the
 first union; default $UNION9P_CONTROL or /run/union9p/control.sock): no server
@@ -104,16 +116,17 @@ Example:
 // qemuUnion is one union to serve: the port name and the serve flags,
 // or the tenant of a running server it attaches to (qemutenant.go).
 type qemuUnion struct {
-	name   string
-	serve  []string
-	tenant string
-	virtfs bool // served over the virtfs transport (qemuvirtfs.go)
+	name     string
+	serve    []string
+	tenant   string
+	virtfs   bool // served over the virtfs transport (qemuvirtfs.go)
+	virtiofs bool // served over the virtiofs transport (qemuvirtiofs.go)
 }
 
 // transports says which transports `union9p qemu` gives the guest.
 // auto is the default: tap when running as root and the namespace can
 // be made, else tcp.
-type transports struct{ auto, tcp, tap, serial, virtfs bool }
+type transports struct{ auto, tcp, tap, serial, virtfs, virtiofs bool }
 
 // parseTransports reads --transport's value.
 func parseTransports(v string) (transports, error) {
@@ -130,9 +143,14 @@ func parseTransports(v string) (transports, error) {
 			t.auto = true
 		case "virtfs":
 			t.virtfs = true
+		case "virtiofs":
+			t.virtiofs = true
 		default:
-			return t, fmt.Errorf("--transport %q: want auto, tcp, tap, serial, virtfs, or one of the first three with serial", v)
+			return t, fmt.Errorf("--transport %q: want auto, tcp, tap, serial, virtfs, virtiofs, or one of the first three with serial", v)
 		}
+	}
+	if t.virtiofs && btoi(t.auto)+btoi(t.tcp)+btoi(t.tap)+btoi(t.serial)+btoi(t.virtfs) > 0 {
+		return t, fmt.Errorf("--transport %q: virtiofs serves every union itself; give it alone (or --virtiofs to one union)", v)
 	}
 	if t.virtfs && btoi(t.auto)+btoi(t.tcp)+btoi(t.tap)+btoi(t.serial) > 0 {
 		return t, fmt.Errorf("--transport %q: virtfs serves every union itself; give it alone (or --virtfs to one union)", v)
@@ -150,10 +168,19 @@ func btoi(b bool) int {
 	return 0
 }
 
+// defaultTransport is --transport's default. Setting it to "virtiofs"
+// makes the virtiofs transport the default of every union that has serve
+// flags; a --tenant union (whose server is shared) then stays on auto.
+var defaultTransport = "auto"
+
 // parseQemuArgs splits the command line at --next and --; --transport
 // and --control may come first.
 func parseQemuArgs(args []string) (transports, []qemuUnion, []string, error) {
-	tr := transports{auto: true}
+	tr, err := parseTransports(defaultTransport)
+	if err != nil {
+		return tr, nil, nil, err
+	}
+	explicit := false
 	for {
 		opt, val, rest, ok := leadingOption(args, "--transport", "--control")
 		if !ok {
@@ -164,20 +191,29 @@ func parseQemuArgs(args []string) (transports, []qemuUnion, []string, error) {
 			qemuControl = val
 			continue
 		}
-		var err error
 		if tr, err = parseTransports(val); err != nil {
 			return tr, nil, nil, err
 		}
+		explicit = true
 	}
 	unions, qemuArgs, err := splitQemuArgs(args)
 	if err != nil {
 		return tr, nil, nil, err
 	}
 	for i := range unions {
-		if unions[i].tenant != "" && (unions[i].virtfs || tr.virtfs) {
-			return tr, nil, nil, fmt.Errorf("--tenant %s: a tenant's server is shared and cannot use the virtfs transport", unions[i].tenant)
+		if unions[i].tenant != "" && tr.virtiofs && !explicit && !unions[i].virtiofs && !unions[i].virtfs {
+			// virtiofs by default: a tenant's union stays on the network.
+			tr.auto = true
+			continue
+		}
+		if unions[i].tenant != "" && (unions[i].virtfs || tr.virtfs || unions[i].virtiofs || tr.virtiofs) {
+			return tr, nil, nil, fmt.Errorf("--tenant %s: a tenant's server is shared and cannot use the virtfs or virtiofs transport", unions[i].tenant)
+		}
+		if unions[i].virtfs && unions[i].virtiofs {
+			return tr, nil, nil, fmt.Errorf("union %s: --virtfs and --virtiofs are two transports; pick one", unions[i].name)
 		}
 		unions[i].virtfs = unions[i].virtfs || tr.virtfs
+		unions[i].virtiofs = unions[i].virtiofs || tr.virtiofs
 	}
 	return tr, unions, qemuArgs, nil
 }
@@ -224,6 +260,8 @@ func splitQemuArgs(args []string) ([]qemuUnion, []string, error) {
 			cur.name = strings.TrimPrefix(a, "--name=")
 		case a == "--virtfs":
 			cur.virtfs = true
+		case a == "--virtiofs":
+			cur.virtiofs = true
 		case a == "--tenant" && i+1 < sep:
 			i++
 			cur.tenant = args[i]
@@ -269,9 +307,11 @@ func runQemu(tr transports, unions []qemuUnion, qemuArgs []string) (int, error) 
 
 	// Unions on the virtfs transport have their own servers (qemuvirtfs.go);
 	// the others share the network and serial transports.
-	var vunions, netUnions []qemuUnion
+	var vunions, fsunions, netUnions []qemuUnion
 	for _, u := range unions {
-		if u.virtfs {
+		if u.virtiofs {
+			fsunions = append(fsunions, u)
+		} else if u.virtfs {
 			vunions = append(vunions, u)
 		} else {
 			netUnions = append(netUnions, u)
@@ -389,7 +429,32 @@ func runQemu(tr transports, unions []qemuUnion, qemuArgs []string) (int, error) 
 		fmt.Fprintf(os.Stderr, "union9p qemu: in the guest: union9p guest-mount %s /mnt/%s\n", u.name, u.name)
 	}
 
+	var fsservers []*virtiofsServer
+	defer func() {
+		for _, v := range fsservers {
+			v.stop()
+		}
+	}()
+	for _, u := range fsunions {
+		v, err := startVirtiofs(u, dir)
+		if err != nil {
+			return 0, err
+		}
+		fsservers = append(fsservers, v)
+		fmt.Fprintf(os.Stderr, "union9p qemu: in the guest: union9p guest-mount %s /mnt/%s\n", u.name, u.name)
+	}
+
 	extra := append(qemu.NetArgs(nets), qemu.SerialArgs(ports)...)
+	if len(fsservers) > 0 {
+		mem, err := qemu.VirtiofsMemArgs(qemuArgs)
+		if err != nil {
+			return 0, err
+		}
+		extra = append(extra, mem...)
+		for _, v := range fsservers {
+			extra = append(extra, v.args()...)
+		}
+	}
 	var files []*os.File // QEMU's descriptors 3, 4, ...
 	if tr.tap {
 		extra = append(extra, qemu.TapArgs(3, names)...)

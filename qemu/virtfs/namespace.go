@@ -32,12 +32,28 @@ func owner(ctx context.Context) union.Owner {
 	return union.Owner{}
 }
 
+// ownerIn is who owns a new object in dir: the caller, with dir's group
+// when dir is setgid (as the kernel does for local filesystems; a FUSE
+// server must do it itself). setgid reports whether a new directory
+// must then be setgid too. Over virtfs QEMU then chowns to what the
+// guest's 9p client chose (which applied the same rule); over virtiofs
+// the caller is the guest's process and this is the rule that applies.
+func ownerIn(ctx context.Context, dir *union.Node) (o union.Owner, setgid bool) {
+	o = owner(ctx)
+	if a, err := dir.Attr(); err == nil && a.Mode&syscall.S_ISGID != 0 {
+		o.GID = a.GID
+		return o, true
+	}
+	return o, false
+}
+
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	un := n.union()
 	if un == nil {
 		return nil, nil, 0, syscall.ESTALE
 	}
-	c, f, err := un.Create(name, int(flags), mode, owner(ctx))
+	o, _ := ownerIn(ctx, un)
+	c, f, err := un.Create(name, int(flags), mode, o)
 	if err != nil {
 		return nil, nil, 0, errnoOf(err)
 	}
@@ -50,17 +66,27 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) { return un.Mkdir(name, mode, owner(ctx)) })
+	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) {
+		o, setgid := ownerIn(ctx, un)
+		if setgid {
+			mode |= syscall.S_ISGID
+		}
+		return un.Mkdir(name, mode, o)
+	})
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) {
-		return un.Mknod(name, mode, uint64(dev), owner(ctx))
+		o, _ := ownerIn(ctx, un)
+		return un.Mknod(name, mode, uint64(dev), o)
 	})
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) { return un.Symlink(name, target, owner(ctx)) })
+	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) {
+		o, _ := ownerIn(ctx, un)
+		return un.Symlink(name, target, o)
+	})
 }
 
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

@@ -45,28 +45,7 @@ func New(u *union.Union, fd int, logger *log.Logger) (*Server, error) {
 			splice.Drop(p)
 		}
 	}
-	ttl := CacheTTL
-	opts := &fs.Options{
-		EntryTimeout:    &ttl,
-		AttrTimeout:     &ttl,
-		NegativeTimeout: &ttl,
-		RootStableAttr:  &fs.StableAttr{Mode: unix.S_IFDIR, Ino: a.ID},
-		Logger:          logger,
-		MountOptions: fuse.MountOptions{
-			FsName:               "union9p",
-			Name:                 "union9p",
-			MaxWrite:             maxWrite,
-			MaxReadAhead:         maxWrite,
-			MaxBackground:        64,
-			EnableSymlinkCaching: true,
-			// The kernel keeps a file's pages when its mtime changes:
-			// every change of the data is a write through this mount,
-			// which the kernel's page cache already holds.
-			ExplicitDataCacheControl: true,
-			Debug:                    os.Getenv("UNION9P_VIRTFS_DEBUG") != "",
-			Logger:                   logger,
-		},
-	}
+	opts := nodeOptions(a.ID, logger)
 	b := newBudget()
 	rootNode := newNode(u, b, root)
 	rawFS := fs.NewNodeFS(rootNode, opts)
@@ -86,4 +65,32 @@ func (s *Server) Serve() {
 	defer close(done)
 	go s.budget.run(done)
 	s.srv.Serve()
+}
+
+// nodeOptions are go-fuse's options for a union whose root has stable id
+// rootID, on either frontend (a FUSE mount, or virtio-fs in protocol.go).
+func nodeOptions(rootID uint64, logger *log.Logger) *fs.Options {
+	ttl := CacheTTL
+	opts := &fs.Options{
+		EntryTimeout:    &ttl,
+		AttrTimeout:     &ttl,
+		NegativeTimeout: &ttl,
+		RootStableAttr:  &fs.StableAttr{Mode: unix.S_IFDIR, Ino: rootID},
+		Logger:          logger,
+		MountOptions: fuse.MountOptions{
+			FsName:               "union9p",
+			Name:                 "union9p",
+			MaxWrite:             maxWrite,
+			MaxReadAhead:         maxWrite,
+			MaxBackground:        64,
+			EnableSymlinkCaching: true,
+			// The kernel keeps a file's pages when its mtime changes:
+			// every change of the data is a write through this mount,
+			// which the kernel's page cache already holds.
+			ExplicitDataCacheControl: true,
+			Debug:                    os.Getenv("UNION9P_VIRTFS_DEBUG") != "",
+			Logger:                   logger,
+		},
+	}
+	return opts
 }

@@ -15,7 +15,7 @@ import (
 // modules of k, union9p (also as /sbin/mount.union9p, for mount -t
 // union9p), the guest suite and an init that runs it.
 func buildInitramfs(k *qemu.Kernel, union9p, vmguest, out string) error {
-	names := append(append(append(append([]string{}, qemu.NinePModules...), qemu.VirtfsModules...), qemu.NetModules...), qemu.OverlayModules...)
+	names := append(append(append(append(append([]string{}, qemu.NinePModules...), qemu.VirtfsModules...), qemu.NetModules...), qemu.VirtiofsModules...), qemu.OverlayModules...)
 	// The guest-local layers live on an ext4 disk (see scratchDisk);
 	// ext4 asks the crypto API for crc32c, which no depends= names.
 	names = append(names, "virtio_blk", "crc32c_generic", "ext4")

@@ -12,6 +12,7 @@ import (
 // one, upper3 for the one on the virtfs transport).
 type hostLayers struct {
 	top, bottom, upper, work, upper2, work2, upper3, work3 string
+	upper4, work4                                          string // the union on the virtiofs transport
 }
 
 func newHostLayers(dir string) (*hostLayers, error) {
@@ -24,8 +25,10 @@ func newHostLayers(dir string) (*hostLayers, error) {
 		work2:  filepath.Join(dir, "work2"),
 		upper3: filepath.Join(dir, "upper3"),
 		work3:  filepath.Join(dir, "work3"),
+		upper4: filepath.Join(dir, "upper4"),
+		work4:  filepath.Join(dir, "work4"),
 	}
-	for _, d := range []string{l.top, l.bottom, l.upper, l.work, l.upper2, l.work2, l.upper3, l.work3} {
+	for _, d := range []string{l.top, l.bottom, l.upper, l.work, l.upper2, l.work2, l.upper3, l.work3, l.upper4, l.work4} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}

@@ -40,11 +40,12 @@ func main() {
 	verbose := flag.Bool("v", false, "show the whole guest console")
 	keep := flag.Bool("keep", false, "keep the work directory (layers, image, console log)")
 	virtfs := flag.Bool("virtfs", false, "also run the suite on a union over the virtfs transport (make vmtest-virtfs; QEMU's 9p server refuses FIFOs, sockets and device nodes there)")
+	virtiofs := flag.Bool("virtiofs", false, "also run the suite on a union over the virtiofs transport (make vmtest-virtiofs)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	memory := flag.Int("m", 1024, "guest memory in MiB")
 	binary := flag.String("union9p", "", "use this static union9p binary instead of building ./cmd/union9p")
 	flag.Parse()
-	os.Exit(run(*verbose, *keep, *virtfs, *timeout, *memory, *binary))
+	os.Exit(run(*verbose, *keep, *virtfs, *virtiofs, *timeout, *memory, *binary))
 }
 
 // tally counts the results of host-side checks and of guest lines.
@@ -60,7 +61,7 @@ func (t *tally) check(name string, err error) {
 	fmt.Printf("PASS %s\n", name)
 }
 
-func run(verbose, keep, virtfs bool, timeout time.Duration, memory int, binary string) int {
+func run(verbose, keep, virtfs, virtiofs bool, timeout time.Duration, memory int, binary string) int {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -127,6 +128,13 @@ func run(verbose, keep, virtfs bool, timeout time.Duration, memory int, binary s
 			"--lower", layers.top, "--lower", layers.bottom,
 			"--upper", layers.upper3, "--workdir", layers.work3)
 	}
+	if virtiofs {
+		// "hostvio": union9p as a vhost-user-fs device (the guest runs
+		// that suite when it has a virtio-fs device).
+		args = append(args, "--next", "--name", "hostvio", "--virtiofs",
+			"--lower", layers.top, "--lower", layers.bottom,
+			"--upper", layers.upper4, "--workdir", layers.work4)
+	}
 	args = append(append(args, "--"), vm.Args()...)
 	cmd := exec.CommandContext(ctx, union9p, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -182,6 +190,13 @@ func run(verbose, keep, virtfs bool, timeout time.Duration, memory int, binary s
 			err = fmt.Errorf("left in workdir: %s", strings.Join(left, ", "))
 		}
 		t.check("hostvfs/workdir-clean", err)
+	}
+	if virtiofs {
+		left, err = workdirLeftovers(layers.work4)
+		if err == nil && len(left) > 0 {
+			err = fmt.Errorf("left in workdir: %s", strings.Join(left, ", "))
+		}
+		t.check("hostvio/workdir-clean", err)
 	}
 	guest, err := guestView(layers)
 	if err == nil {

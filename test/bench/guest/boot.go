@@ -23,6 +23,7 @@ const (
 	unionName  = "bench"  // `union9p qemu --name`
 	spliceName = "splice" // a second union over the same lower: its own port for the splice relay
 	virtfsName = "vfs"    // a third union over the same lower, on the virtfs transport (--virtfs)
+	vioName    = "vio"    // a fourth, on the virtiofs transport (--virtiofs)
 	virtfsTag  = "ref"    // QEMU's mount_tag; ref, refloose and reflower export the same directory
 	lowerFile  = "big"    // in the content's root: read by lowerread
 )
@@ -33,6 +34,7 @@ type shares struct {
 	Lower, Upper, Work string // union9p: the content, an empty upper
 	Upper2, Work2      string // the splice union's upper
 	Upper3, Work3      string // the virtfs union's upper
+	Upper4, Work4      string // the virtiofs union's upper
 	Plain              string // QEMU's virtfs: the same content
 	FuseMnt            string // fuse-overlayfs of Lower, exported by QEMU (set when mounted)
 }
@@ -51,9 +53,11 @@ func newShares(dir string, t tree, bigMiB int) (*shares, error) {
 		Work2:  filepath.Join(dir, "work2"),
 		Upper3: filepath.Join(dir, "upper3"),
 		Work3:  filepath.Join(dir, "work3"),
+		Upper4: filepath.Join(dir, "upper4"),
+		Work4:  filepath.Join(dir, "work4"),
 		Plain:  filepath.Join(dir, "plain"),
 	}
-	for _, d := range []string{s.Lower, s.Upper, s.Work, s.Upper2, s.Work2, s.Upper3, s.Work3, s.Plain} {
+	for _, d := range []string{s.Lower, s.Upper, s.Work, s.Upper2, s.Work2, s.Upper3, s.Work3, s.Upper4, s.Work4, s.Plain} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -117,7 +121,9 @@ func boot(ctx context.Context, net, union9p string, vm qemu.Machine, sh *shares,
 		"--next", "--name", spliceName,
 		"--lower", sh.Lower, "--upper", sh.Upper2, "--workdir", sh.Work2,
 		"--next", "--name", virtfsName, "--virtfs",
-		"--lower", sh.Lower, "--upper", sh.Upper3, "--workdir", sh.Work3, "--"}, vm.Args()...)
+		"--lower", sh.Lower, "--upper", sh.Upper3, "--workdir", sh.Work3,
+		"--next", "--name", vioName, "--virtiofs",
+		"--lower", sh.Lower, "--upper", sh.Upper4, "--workdir", sh.Work4, "--"}, vm.Args()...)
 	cmd := exec.CommandContext(ctx, union9p, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 20 * time.Second

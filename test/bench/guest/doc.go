@@ -3,6 +3,9 @@
 // virtio-9p server, in one boot of a Debian kernel under QEMU (software
 // emulation on our machines). The sides (internal/record.Sides):
 //
+//   - virtiofs: a fourth union over the virtiofs transport (`union9p qemu
+//     --virtiofs`): union9p as a vhost-user-fs device, guest-mount
+//     virtiofs:NAME (mount -t virtiofs);
 //   - virtfs: a third union over the virtfs transport (`union9p qemu
 //     --virtfs`): QEMU's -virtfs (passthrough) of union9p's FUSE frontend
 //     on a detached host mount, guest-mount virtfs:NAME, cache=mmap,

@@ -39,7 +39,7 @@ func binaries(ctx context.Context, repo, dir, union9p string) (string, string, e
 // that runs the guest program with args and powers off.
 func buildInitramfs(k *qemu.Kernel, union9p, inguest string, tarball []byte, args, out string) error {
 	var mods []string
-	for _, m := range [][]string{qemu.NinePModules, qemu.VirtfsModules, qemu.NetModules, qemu.OverlayModules} {
+	for _, m := range [][]string{qemu.NinePModules, qemu.VirtfsModules, qemu.NetModules, qemu.OverlayModules, qemu.VirtiofsModules} {
 		mods = append(mods, m...)
 	}
 	r, err := vmhost.BaseInitramfs(k, union9p, mods...)

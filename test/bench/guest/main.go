@@ -270,6 +270,7 @@ func guestArgs(cfg config, t tree, timeout time.Duration) string {
 		"-union", unionName,
 		"-splice-union", spliceName,
 		"-virtfs-union", virtfsName,
+		"-virtiofs-union", vioName,
 		"-tag", virtfsTag,
 		"-lower-file", lowerFile,
 		"-timeout", max(timeout, time.Minute).String(),

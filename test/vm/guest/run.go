@@ -101,6 +101,8 @@ func (r *runner) run() {
 
 	// 1c. The default path as root: virtfs (virtfs.go).
 	hostVfsView := r.hostVirtfs()
+	// 1d. The virtiofs transport (virtiofs.go).
+	hostVioView := r.hostVirtiofs()
 
 	// 2. Guest-local layers, mounted with mount -t union9p and overlayfs.
 	l1, l2 := filepath.Join(layers, "l1"), filepath.Join(layers, "l2")
@@ -168,13 +170,16 @@ func (r *runner) run() {
 	if hostVfsView != nil {
 		r.compare("hostvfs", "overlay")
 	}
+	if hostVioView != nil {
+		r.compare("hostvio", "overlay")
+	}
 	r.compare("local", "overlay")
 	for _, v := range []struct {
 		suite string
 		view  []string
-	}{{"host", hostView}, {"hostvfs", hostVfsView}, {"local", localView}} {
-		if v.suite == "hostvfs" && v.view == nil {
-			continue // not offered in this run (vmtest -virtfs)
+	}{{"host", hostView}, {"hostvfs", hostVfsView}, {"hostvio", hostVioView}, {"local", localView}} {
+		if (v.suite == "hostvfs" || v.suite == "hostvio") && v.view == nil {
+			continue // not offered in this run (vmtest -virtfs, -virtiofs)
 		}
 		r.step(v.suite, "tree-matches-overlay", func() error {
 			if v.view == nil || ovlView == nil {

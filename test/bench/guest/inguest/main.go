@@ -45,6 +45,7 @@ type config struct {
 	Union       string   // the union's name (union9p qemu --name)
 	SpliceUnion string   // the second union, for the splice relay's own port
 	VirtfsUnion string   // the third union, on the virtfs transport
+	VioUnion    string   // the fourth union, on the virtiofs transport
 	Tag         string   // QEMU's virtfs mount tag; TAGloose and TAGlower are two more exports of the same directory
 	LowerFile   string   // a file of the shared content, relative to each mount, for lowerread
 	Timeout     time.Duration
@@ -63,6 +64,7 @@ func main() {
 	flag.StringVar(&cfg.Union, "union", "bench", "name of the union9p union")
 	flag.StringVar(&cfg.SpliceUnion, "splice-union", "splice", "name of the second union (the splice relay's port)")
 	flag.StringVar(&cfg.VirtfsUnion, "virtfs-union", "vfs", "name of the third union (virtfs transport)")
+	flag.StringVar(&cfg.VioUnion, "virtiofs-union", "vio", "name of the fourth union (virtiofs transport)")
 	flag.StringVar(&cfg.Tag, "tag", "ref", "mount tag of QEMU's virtfs share")
 	flag.StringVar(&cfg.LowerFile, "lower-file", "big", "file of the shared content read by lowerread")
 	flag.DurationVar(&cfg.Timeout, "timeout", 20*time.Minute, "power off after this long")

@@ -41,6 +41,8 @@ func newSide(cfg config, name string) (*side, error) {
 	}
 	mmap512 := fmt.Sprintf("cache=mmap,msize=%d", cfg.Msize)
 	switch name {
+	case record.SideVirtiofs:
+		s.doMount = guestMount("virtiofs:"+cfg.VioUnion, "")
 	case record.SideVirtfs:
 		s.doMount = guestMount("virtfs:"+cfg.VirtfsUnion, mmap512)
 	case record.SideTCP:

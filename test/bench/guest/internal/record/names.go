@@ -11,6 +11,7 @@ type Side struct {
 // served by `union9p qemu --transport tcp,serial`; the qemu sides mount a
 // plain directory with the same content through QEMU's own virtio-9p.
 var Sides = []Side{
+	{SideVirtiofs, "union9p qemu --virtiofs: union9p as a vhost-user-fs device (requests and data in guest RAM, a shared memfd), mount -t virtiofs, queue size 1024"},
 	{SideVirtfs, "union9p qemu --virtfs: union9p's FUSE frontend on a detached host mount, exported by QEMU's virtio-9p (-virtfs local, passthrough), trans=virtio, cache=mmap, msize=512000"},
 	{SideTCP, "union9p, guest-mount's default: TCP over virtio-net (the network named above: tap, or QEMU user net with restrict=on and a guestfwd cmd: courier), socket with TCP_NODELAY handed to the kernel (trans=fd), cache=mmap, msize 1 MiB"},
 	{"tcp-kernel", "the same, but the kernel connects (trans=tcp: Nagle on)"},
@@ -23,6 +24,9 @@ var Sides = []Side{
 	{SideFuseOverlayfs, "QEMU's virtio-9p (-virtfs local, passthrough) exporting a host fuse-overlayfs mount of the union's lower (a separate upper), trans=virtio, cache=mmap, msize=512000: the virtfs path with a stand-in FUSE union server"},
 	{"9p-overlay", "QEMU's virtio-9p as a read-only lower + the guest's own overlayfs with a tmpfs upper (writes stay in guest RAM)"},
 }
+
+// SideVirtiofs is the union over the virtiofs transport.
+const SideVirtiofs = "virtiofs"
 
 // SideVirtfs is the union over the virtfs transport.
 const SideVirtfs = "virtfs"

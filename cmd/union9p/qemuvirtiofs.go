@@ -1,0 +1,202 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/union9p/union9p/qemu"
+	"github.com/union9p/union9p/qemu/vhostuser"
+	"github.com/union9p/union9p/qemu/virtfs"
+	"github.com/union9p/union9p/union"
+	"github.com/urfave/cli/v2"
+)
+
+// The virtiofs transport of `union9p qemu`: each union is a vhost-user-fs
+// device served by a `union9p qemu-virtiofs` child (packages
+// qemu/vhostuser and qemu/virtfs's Protocol). QEMU connects to the
+// child's unix socket and hands it the guest's RAM and virtqueues; the
+// guest mounts `-t virtiofs union9p.NAME DIR`. Neither root nor the host
+// kernel's FUSE is needed, and every request (mknod and mkfifo included)
+// is the union's to answer.
+
+// Descriptors of the qemu-virtiofs child.
+const (
+	virtiofsListenFd = 3 // the listening unix socket QEMU connects to
+	virtiofsReadyFd  = 4 // closed (after one byte) once the union is open and the sandbox applied
+)
+
+// virtiofsRequestQueues is how many request queues the device accepts
+// (QEMU's num-request-queues, 1 by default), besides the hiprio queue.
+const virtiofsRequestQueues = 8
+
+// qemuVirtiofsCommand is the hidden command that serves one union as a
+// vhost-user-fs device on the listening socket on descriptor 3; it takes
+// serve's layer flags.
+func qemuVirtiofsCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "qemu-virtiofs",
+		Hidden: true,
+		Usage:  "internal: serve a union as a vhost-user-fs device on the socket listening on descriptor 3 (run by union9p qemu --transport virtiofs)",
+		Flags:  serveCommand().Flags,
+		Action: runQemuVirtiofs,
+	}
+}
+
+func runQemuVirtiofs(c *cli.Context) error {
+	ready := os.NewFile(virtiofsReadyFd, "ready")
+	cfg, err := parseServeFlags(c)
+	switch {
+	case err != nil:
+	case len(cfg.listen) > 0:
+		err = errors.New("--listen: the virtiofs transport serves through QEMU")
+	case cfg.tenants != "":
+		err = errors.New("--tenants: the virtiofs transport serves one union per QEMU")
+	case cfg.squashU != nil || cfg.squashG != nil:
+		err = errors.New("--squash-uid/--squash-gid are not implemented by the virtiofs transport (use --transport tap or tcp)")
+	}
+	if err != nil {
+		return cli.Exit("qemu-virtiofs: "+err.Error(), exitUsage)
+	}
+	raiseFileLimit()
+	u, err := union.Open(cfg.layers)
+	if err != nil {
+		return cli.Exit("qemu-virtiofs: "+err.Error(), exitFailure)
+	}
+	defer u.Close()
+	logger := log.New(os.Stderr, "union9p qemu-virtiofs: ", 0)
+	p, err := virtfs.NewProtocol(u, logger)
+	if err != nil {
+		return cli.Exit("qemu-virtiofs: "+err.Error(), exitFailure)
+	}
+	ln, err := net.FileListener(os.NewFile(virtiofsListenFd, "listen"))
+	if err != nil {
+		return cli.Exit("qemu-virtiofs: listening socket: "+err.Error(), exitFailure)
+	}
+	if err := confine(cfg.sandbox, cfg.layers, c.Bool("read-only"), slog.Default()); err != nil {
+		return cli.Exit("qemu-virtiofs: "+err.Error(), exitFailure)
+	}
+	ready.Write([]byte{1})
+	ready.Close()
+	// One QEMU at a time; a QEMU that reconnects (chardev reconnect=)
+	// gets a fresh device on the same union.
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return cli.Exit("qemu-virtiofs: accept: "+err.Error(), exitFailure)
+		}
+		if err := serveVhostUser(conn.(*net.UnixConn), p, logger); err != nil {
+			logger.Print(err)
+		}
+	}
+}
+
+// serveVhostUser serves one QEMU connection until it ends.
+func serveVhostUser(conn *net.UnixConn, h vhostuser.Handler, logger *log.Logger) error {
+	defer conn.Close()
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	d := vhostuser.New(vhostuser.Config{Queues: 1 + virtiofsRequestQueues, Logger: logger}, h)
+	var serr error
+	// The device's reads block: it is this connection's only reader, and
+	// QEMU waits for each reply.
+	cerr := raw.Control(func(fd uintptr) {
+		if err := syscall.SetNonblock(int(fd), false); err != nil {
+			serr = err
+			return
+		}
+		serr = d.Serve(int(fd))
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return serr
+}
+
+// virtiofsServer is the qemu-virtiofs child of one union. It is not
+// restarted: the guest's FUSE session (its node ids and open files)
+// lives in it, so when it ends the guest's mount fails until QEMU is
+// restarted.
+type virtiofsServer struct {
+	name   string
+	socket string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// startVirtiofs starts the server of union u listening on a socket in
+// dir and waits until it is serving (or has failed).
+func startVirtiofs(u qemuUnion, dir string) (*virtiofsServer, error) {
+	sock := filepath.Join(dir, u.name+".vfs")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("virtiofs transport for %s: %w", u.name, err)
+	}
+	ln.SetUnlinkOnClose(false)
+	lf, err := ln.File()
+	ln.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close() // the child has its own copy
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer readyR.Close()
+	cmd := exec.Command("/proc/self/exe", append([]string{"qemu-virtiofs"}, u.serve...)...)
+	cmd.Args[0] = "union9p"
+	cmd.ExtraFiles = []*os.File{lf, readyW}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start the virtiofs server of %s: %w", u.name, err)
+	}
+	s := &virtiofsServer{name: u.name, socket: sock, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(s.exited)
+	}()
+	got := make(chan bool, 1)
+	go func() {
+		var b [1]byte
+		n, _ := io.ReadFull(readyR, b[:])
+		got <- n == 1
+	}()
+	select {
+	case ok := <-got:
+		if ok {
+			return s, nil
+		}
+	case <-time.After(30 * time.Second):
+	}
+	s.stop()
+	return nil, fmt.Errorf("the virtiofs server of %s did not start (%v)", u.name, cmd.ProcessState)
+}
+
+// args are QEMU's arguments for this union's device.
+func (s *virtiofsServer) args() []string { return qemu.VirtiofsArgs(s.socket, s.name) }
+
+// stop ends the server: SIGTERM, then SIGKILL after 5 s.
+func (s *virtiofsServer) stop() {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		_ = s.cmd.Process.Signal(sig)
+		select {
+		case <-s.exited:
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+}

@@ -1,0 +1,200 @@
+package vhostuser
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Message types of the vhost-user protocol (front end to back end).
+const (
+	msgGetFeatures         = 1
+	msgSetFeatures         = 2
+	msgSetOwner            = 3
+	msgResetOwner          = 4
+	msgSetMemTable         = 5
+	msgSetLogBase          = 6
+	msgSetLogFd            = 7
+	msgSetVringNum         = 8
+	msgSetVringAddr        = 9
+	msgSetVringBase        = 10
+	msgGetVringBase        = 11
+	msgSetVringKick        = 12
+	msgSetVringCall        = 13
+	msgSetVringErr         = 14
+	msgGetProtocolFeatures = 15
+	msgSetProtocolFeatures = 16
+	msgGetQueueNum         = 17
+	msgSetVringEnable      = 18
+	msgResetDevice         = 34
+)
+
+// Header flags.
+const (
+	flagVersion   = 0x1
+	flagReply     = 1 << 2
+	flagNeedReply = 1 << 3
+)
+
+// Feature bits.
+const (
+	featIndirectDesc     = 1 << 28 // VIRTIO_RING_F_INDIRECT_DESC
+	featProtocolFeatures = 1 << 30 // VHOST_USER_F_PROTOCOL_FEATURES
+	featVersion1         = 1 << 32 // VIRTIO_F_VERSION_1
+
+	protoMQ        = 1 << 0 // VHOST_USER_PROTOCOL_F_MQ
+	protoReplyAck  = 1 << 3 // VHOST_USER_PROTOCOL_F_REPLY_ACK
+	protoResetDev  = 1 << 13
+	kickNoFd       = 1 << 8 // in SET_VRING_KICK/CALL/ERR: no descriptor (polling)
+	kickIndexMask  = 0xff
+	headerSize     = 12
+	maxPayload     = 4096 // larger than any message handled here
+	maxMsgFds      = 8    // VHOST_MEMORY_BASELINE_NREGIONS
+	memRegionSize  = 32
+	memTableHeader = 8
+)
+
+// message is one vhost-user message with the descriptors it carried.
+type message struct {
+	req     uint32
+	flags   uint32
+	payload []byte
+	fds     []int
+}
+
+// u64 is the payload as one 64-bit value (features, kick index).
+func (m *message) u64() (uint64, error) {
+	if len(m.payload) < 8 {
+		return 0, fmt.Errorf("message %d: payload of %d bytes, want 8", m.req, len(m.payload))
+	}
+	return binary.LittleEndian.Uint64(m.payload), nil
+}
+
+// state is the payload as a vring state (index, num).
+func (m *message) state() (uint32, uint32, error) {
+	if len(m.payload) < 8 {
+		return 0, 0, fmt.Errorf("message %d: payload of %d bytes, want 8", m.req, len(m.payload))
+	}
+	return binary.LittleEndian.Uint32(m.payload), binary.LittleEndian.Uint32(m.payload[4:]), nil
+}
+
+// closeFds closes descriptors the handler did not take.
+func (m *message) closeFds() {
+	for _, fd := range m.fds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	m.fds = nil
+}
+
+// takeFd returns the message's only descriptor, leaving the others to
+// closeFds; -1 if it has none.
+func (m *message) takeFd() int {
+	if len(m.fds) == 0 {
+		return -1
+	}
+	fd := m.fds[0]
+	m.fds[0] = -1
+	return fd
+}
+
+// readMessage reads one message from the unix stream socket fd (a
+// header, then exactly its payload; descriptors ride on the header).
+func readMessage(fd int, buf []byte) (*message, error) {
+	oob := make([]byte, unix.CmsgSpace(maxMsgFds*4))
+	hdr := buf[:headerSize]
+	n, oobn, _, _, err := recvmsgRetry(fd, hdr, oob)
+	if err != nil {
+		return nil, err
+	}
+	m := &message{}
+	if oobn > 0 {
+		scms, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err == nil {
+			for _, s := range scms {
+				if fds, err := unix.ParseUnixRights(&s); err == nil {
+					m.fds = append(m.fds, fds...)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		m.closeFds()
+		return nil, errClosed
+	}
+	if n < headerSize {
+		if err := readFull(fd, hdr[n:]); err != nil {
+			m.closeFds()
+			return nil, err
+		}
+	}
+	m.req = binary.LittleEndian.Uint32(hdr)
+	m.flags = binary.LittleEndian.Uint32(hdr[4:])
+	size := binary.LittleEndian.Uint32(hdr[8:])
+	if size > maxPayload {
+		m.closeFds()
+		return nil, fmt.Errorf("message %d: payload of %d bytes (limit %d)", m.req, size, maxPayload)
+	}
+	m.payload = buf[headerSize : headerSize+int(size)]
+	if err := readFull(fd, m.payload); err != nil {
+		m.closeFds()
+		return nil, err
+	}
+	return m, nil
+}
+
+var errClosed = fmt.Errorf("vhost-user: front end closed the connection")
+
+func recvmsgRetry(fd int, p, oob []byte) (int, int, int, unix.Sockaddr, error) {
+	for {
+		n, oobn, fl, from, err := unix.Recvmsg(fd, p, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			return n, oobn, fl, from, err
+		}
+	}
+}
+
+func readFull(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := unix.Read(fd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errClosed
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// reply sends a reply to m with the payload.
+func reply(fd int, m *message, payload []byte) error {
+	b := make([]byte, headerSize+len(payload))
+	binary.LittleEndian.PutUint32(b, m.req)
+	binary.LittleEndian.PutUint32(b[4:], flagVersion|flagReply)
+	binary.LittleEndian.PutUint32(b[8:], uint32(len(payload)))
+	copy(b[headerSize:], payload)
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func replyU64(fd int, m *message, v uint64) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	return reply(fd, m, b[:])
+}

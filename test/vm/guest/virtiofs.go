@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/union9p/union9p/qemu"
+
+	"github.com/union9p/union9p/test/internal/guestutil"
+	"github.com/union9p/union9p/test/vm/fixture"
+)
+
+// The union on the virtiofs transport (`union9p qemu --virtiofs`):
+// union9p itself is the vhost-user-fs device, the guest mounts -t
+// virtiofs.
+const (
+	hostVioName  = "hostvio"
+	hostVioMount = "/mnt/hostvio"
+)
+
+// hostVirtiofs mounts the virtiofs union by name, runs the suite on it
+// and returns the tree it saw (nil if the mount failed). The host offers
+// it only with vmtest -virtiofs: without a virtio-fs device there is no
+// such suite in this run.
+func (r *runner) hostVirtiofs() []string {
+	if qemu.VirtiofsDeviceCount() == 0 {
+		return nil
+	}
+	if !r.step(hostVioName, "guest-mount", func() error {
+		if err := os.MkdirAll(hostVioMount, 0o755); err != nil {
+			return err
+		}
+		if err := guestutil.Command("/bin/union9p", "guest-mount", hostVioName, hostVioMount); err != nil {
+			return err
+		}
+		return mountedVirtiofs(hostVioMount, qemu.VirtfsTagPrefix+hostVioName)
+	}) {
+		r.skipSuite(hostVioName, "guest-mount failed")
+		return nil
+	}
+	r.suite(hostVioName, hostVioMount)
+	var view []string
+	r.step(hostVioName, "manifest", func() (err error) {
+		view, err = fixture.Manifest(hostVioMount, viewOptions)
+		return err
+	})
+	r.step(hostVioName, "unmount", func() error { return guestutil.UnmountAndWait(hostVioMount, "") })
+	return view
+}
+
+// mountedVirtiofs checks that dir is a virtiofs mount of tag (guest-mount
+// chose the virtio-fs device, not the network).
+func mountedVirtiofs(dir, tag string) error {
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[1] == dir {
+			if f[2] != "virtiofs" || f[0] != tag {
+				return fmt.Errorf("%s is %s %s, want virtiofs from %s", dir, f[0], f[2], tag)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not mounted", dir)
+}
