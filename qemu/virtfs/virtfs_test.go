@@ -77,6 +77,7 @@ func mountUnion(t *testing.T, files map[string]string) *mounted {
 	m.mnt, m.srv, m.u, m.served = mnt, srv, u, make(chan error, 1)
 	go func() { srv.Serve(); m.served <- nil }()
 	m.root = "/proc/self/fd/" + strconv.Itoa(int(mnt.Fd()))
+	m.answerPollOnce(t)
 	t.Cleanup(func() {
 		m.unmount(t)
 		u.Close()
@@ -86,6 +87,34 @@ func mountUnion(t *testing.T, files map[string]string) *mounted {
 		}
 	})
 	return m
+}
+
+// answerPollOnce makes the kernel ask this mount FUSE_POLL once, with
+// raw calls, before the test opens anything on it through package os.
+//
+// Why: os.Open registers a file with Go's epoll, and epoll_ctl on a FUSE
+// file sends FUSE_POLL and waits for this very process to answer, while
+// its thread keeps its P (epoll_ctl is not a blocking syscall to Go's
+// scheduler). Once every P is held so, nothing runs go-fuse's answer and
+// the test hangs in fuse_file_poll (seen under load). go-fuse prevents it
+// by a poll of a magic file at its mount path, but this mount has no
+// path. After one ENOSYS answer the kernel stops asking; poll(2) through
+// package unix gives up its P while it waits.
+func (m *mounted) answerPollOnce(t *testing.T) {
+	t.Helper()
+	probe := m.path(".poll-probe")
+	fd, err := unix.Open(probe, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatalf("poll probe: %v", err)
+	}
+	_, err = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+	unix.Close(fd)
+	if err == nil {
+		err = unix.Unlink(probe)
+	}
+	if err != nil {
+		t.Fatalf("poll probe: %v", err)
+	}
 }
 
 // unmount closes the mount's only descriptor and waits for Serve to
