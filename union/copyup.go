@@ -117,19 +117,11 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 	}
 	defer unlock()
 
-	// Another Node of this object may have copied it meanwhile.
-	var st unix.Stat_t
-	switch err := lstatAt(pfd, name, &st); {
-	case err == nil:
-		if u.isWhiteout(pfd, name, &st) || st.Mode&unix.S_IFMT != n.typ {
-			// Deleted or replaced through another Node: this one is stale.
-			return -1, unix.ENOENT
-		}
-		return n.adoptUpper(pfd, name, true)
-	case err != unix.ENOENT:
-		return -1, err
-	}
-
+	// Whether the name is taken in the upper (another Node of this object
+	// copied it meanwhile, or it was deleted or replaced) is learned when
+	// the copy is placed, from the EEXIST of a placement that never
+	// replaces: no lookup before, none at placement, for the common case
+	// of a name that is free.
 	src := lowers[0]
 	meta := mode == copyMeta && u.metacopy && n.typ == unix.S_IFREG
 	// Charged before anything is built: past the quota, EDQUOT and no copy.
@@ -146,7 +138,10 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 	}
 	if err := n.placeCopy(w, pfd, name, charge); err != nil {
 		w.discard(u.work)
-		return -1, err
+		if err == unix.EEXIST {
+			return n.adoptTaken(pfd, name)
+		}
+		return -1, fmt.Errorf("copy up %s: %w", n.Path(), err)
 	}
 	u.namespaceChanged()
 	fd, err := n.adoptUpper(pfd, name, false)
@@ -156,6 +151,21 @@ func (n *Node) copyUpObject(mode copyMode) (int, error) {
 		n.mu.Unlock()
 	}
 	return fd, err
+}
+
+// adoptTaken is copyUpObject's answer when the name was taken in the
+// upper: a copy of n made through another Node is adopted; anything else
+// (a whiteout: n was deleted; an object of another type or origin: n was
+// replaced) means n is stale (ENOENT). Call with n's copy-up lock held.
+func (n *Node) adoptTaken(pfd int, name string) (int, error) {
+	var st unix.Stat_t
+	if err := lstatAt(pfd, name, &st); err != nil {
+		return -1, err // ENOENT: taken, then removed through another Node
+	}
+	if n.u.isWhiteout(pfd, name, &st) || st.Mode&unix.S_IFMT != n.typ {
+		return -1, unix.ENOENT
+	}
+	return n.adoptUpper(pfd, name, true)
 }
 
 // lockForCopyUp takes n's copy-up lock with n's parent copied up, and
@@ -215,10 +225,10 @@ func (w *workCopy) close() {
 }
 
 // placeCopy puts the finished copy w into the upper directory pfd as name
-// (a link of the O_TMPFILE, or a rename), under nsMu: if the name was
-// deleted (a whiteout) or taken while the copy was made, n is stale and
-// nothing is placed (ENOENT). It settles the copy's quota charge either
-// way.
+// (a link of the O_TMPFILE, or a rename that never replaces), under nsMu:
+// if the name is taken (a whiteout, or an object made meanwhile), nothing
+// is placed and the answer is EEXIST, for the caller to look at what took
+// it. It settles the copy's quota charge either way.
 func (n *Node) placeCopy(w *workCopy, pfd int, name string, charge *reservation) error {
 	u := n.u
 	u.nsMu.Lock()
@@ -228,33 +238,45 @@ func (n *Node) placeCopy(w *workCopy, pfd int, name string, charge *reservation)
 
 func (n *Node) placeCopyLocked(w *workCopy, pfd int, name string) error {
 	u := n.u
-	var st unix.Stat_t
-	if err := lstatAt(pfd, name, &st); err != unix.ENOENT {
-		if err != nil {
-			return err
-		}
-		return unix.ENOENT
-	}
 	// A copy-up is not a change of the parent directory: its times are
 	// put back after the rename, as overlayfs does.
 	var pst unix.Stat_t
 	havePst := fstat(pfd, &pst) == nil
 	var err error
 	if w.tmpfile {
-		// Through /proc so that no capability is needed (AT_EMPTY_PATH
-		// wants CAP_DAC_READ_SEARCH); an O_TMPFILE made without O_EXCL
-		// may be linked once.
-		err = unix.Linkat(unix.AT_FDCWD, procPath(w.fd), pfd, name, unix.AT_SYMLINK_FOLLOW)
+		err = u.linkTmpfile(w.fd, pfd, name)
 	} else {
 		err = unix.Renameat2(u.work, w.name, pfd, name, unix.RENAME_NOREPLACE)
 	}
 	if err != nil {
-		return fmt.Errorf("copy up %s: %w", n.Path(), err)
+		return err
 	}
 	if havePst {
 		unix.UtimesNanoAt(pfd, "", []unix.Timespec{pst.Atim, pst.Mtim}, unix.AT_EMPTY_PATH)
 	}
 	return nil
+}
+
+// linkTmpfile links the O_TMPFILE open at fd (made without O_EXCL, so it
+// may be linked once) into the directory dir as name. By the descriptor
+// itself where the server may (AT_EMPTY_PATH wants CAP_DAC_READ_SEARCH,
+// which a root server keeps), else through /proc, which needs no
+// capability but costs a path walk through procfs on every copy-up.
+func (u *Union) linkTmpfile(fd, dir int, name string) error {
+	if u.privileged && !u.noEmptyPathLink.Load() {
+		err := unix.Linkat(fd, "", dir, name, unix.AT_EMPTY_PATH)
+		if err != unix.ENOENT && err != unix.EPERM {
+			return err
+		}
+		// ENOENT is also how a missing capability is answered: /proc
+		// decides, and is used from then on if it succeeds.
+		err = unix.Linkat(unix.AT_FDCWD, procPath(fd), dir, name, unix.AT_SYMLINK_FOLLOW)
+		if err == nil {
+			u.noEmptyPathLink.Store(true)
+		}
+		return err
+	}
+	return unix.Linkat(unix.AT_FDCWD, procPath(fd), dir, name, unix.AT_SYMLINK_FOLLOW)
 }
 
 // adoptUpper opens name in the upper directory pfd as n's upper object.

@@ -79,6 +79,9 @@ type Union struct {
 	privileged     bool
 	devs           *devIndex // lowerSet.devs
 	copyups        copyUpLocks
+	// noEmptyPathLink: linking an O_TMPFILE by its descriptor was refused
+	// once (no CAP_DAC_READ_SEARCH); copy-ups link through /proc since.
+	noEmptyPathLink atomic.Bool
 	// nsMu serializes the checks and changes of namespace operations and
 	// the final step of copy-ups (see dir.go); never held across a copy-up.
 	nsMu      sync.Mutex

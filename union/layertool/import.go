@@ -96,7 +96,9 @@ func Import(r io.Reader, dir string, opts ImportOptions) (ImportStats, error) {
 		privileged: os.Geteuid() == 0,
 		dirs:       newDirCache(root),
 		buf:        make([]byte, 256<<10),
+		fresh:      newFreshFiles(root),
 	}
+	im.dirs.fresh = im.fresh
 	im.wformat = whiteout.XattrWhiteouts
 	if im.privileged {
 		im.wformat = whiteout.DeviceWhiteouts
@@ -159,6 +161,7 @@ type importer struct {
 	dirs       *dirCache
 	stats      ImportStats
 	buf        []byte
+	fresh      *freshFiles // what a created file has already (import_fresh.go)
 	// dirTimes are the directories whose times are set once their
 	// contents are written (writing into a directory changes its mtime).
 	dirTimes []dirTime
@@ -192,9 +195,11 @@ func (im *importer) entry(h *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	im.fresh.noteHeader(h)
 	if len(comps) == 0 {
 		// The root itself: its attributes apply to dir.
 		if h.Typeflag == tar.TypeDir {
+			im.fresh.forget(im.root)
 			im.dirTimes = append(im.dirTimes, dirTime{"", h.ModTime})
 			return im.setMeta(im.root, ".", h, true)
 		}
@@ -220,6 +225,8 @@ func (im *importer) entry(h *tar.Header, r io.Reader) error {
 		} else if err := unix.Mkdirat(parent, name, 0o700); err != nil {
 			return err
 		}
+		// Its mode and group change: new files in it may get another.
+		im.dirs.forget(comps)
 		if err := im.setMeta(parent, name, h, false); err != nil {
 			return err
 		}
@@ -310,8 +317,10 @@ func checkName(name string) error {
 // file writes a regular file's data, leaving blocks of zeros as holes,
 // and sets its attributes through its descriptor.
 func (im *importer) file(parent int, name string, h *tar.Header, r io.Reader) error {
-	// The per-file calls are raw (import_raw.go).
-	fd, err := rawOpenat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	// The per-file calls are raw (raw.go). Created with its mode where
+	// that is the mode it then has (import_fresh.go).
+	perm, kept := im.fresh.createMode(im.hostFileMode(h))
+	fd, err := rawOpenat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 	if err != nil {
 		return err
 	}
@@ -341,7 +350,7 @@ func (im *importer) file(parent int, name string, h *tar.Header, r io.Reader) er
 			return err
 		}
 	}
-	if err := im.setMetaFd(fd, parent, name, h); err != nil {
+	if err := im.setMetaFd(fd, parent, name, h, kept); err != nil {
 		return err
 	}
 	if err := rawFutimens(fd, unix.NsecToTimespec(h.ModTime.UnixNano())); err != nil {
@@ -459,9 +468,10 @@ func (im *importer) setMeta(parent int, name string, h *tar.Header, isRoot bool)
 	return unix.Fchmodat(parent, name, mode, 0)
 }
 
-// setMetaFd is setMeta for a regular file open at fd.
-func (im *importer) setMetaFd(fd, parent int, name string, h *tar.Header) error {
-	if im.privileged {
+// setMetaFd is setMeta for a regular file open at fd, just created in
+// parent; modeKept: it was created with the mode it is to have.
+func (im *importer) setMetaFd(fd, parent int, name string, h *tar.Header, modeKept bool) error {
+	if im.privileged && !im.fresh.ownerKept(parent, h.Uid, h.Gid) {
 		if err := rawFchown(fd, h.Uid, h.Gid); err != nil {
 			return err
 		}
@@ -475,10 +485,19 @@ func (im *importer) setMetaFd(fd, parent int, name string, h *tar.Header) error 
 	if err != nil {
 		return err
 	}
-	if mode == 0o600 {
+	if modeKept {
 		return nil // as created
 	}
 	return rawFchmod(fd, mode)
+}
+
+// hostFileMode is the host mode mapOwner gives the regular file h.
+func (im *importer) hostFileMode(h *tar.Header) uint32 {
+	mode := uint32(h.Mode) & 0o7777
+	if !im.privileged {
+		mode |= 0o600
+	}
+	return mode
 }
 
 // setXattrs sets the archive's xattrs (SCHILY.xattr.*) but no overlay
@@ -554,8 +573,9 @@ func (im *importer) finishDirs() error {
 // It is bounded: trim, called between entries (never while a descriptor
 // it returned is in use), empties it when full.
 type dirCache struct {
-	root int
-	fds  map[string]int
+	root  int
+	fds   map[string]int
+	fresh *freshFiles // told of every descriptor closed; may be nil
 }
 
 const maxCachedDirs = 256
@@ -570,9 +590,26 @@ func (c *dirCache) trim() {
 
 func (c *dirCache) close() {
 	for _, fd := range c.fds {
-		unix.Close(fd)
+		c.closeFd(fd)
 	}
 	c.fds = map[string]int{}
+}
+
+func (c *dirCache) closeFd(fd int) {
+	if c.fresh != nil {
+		c.fresh.forget(fd)
+	}
+	unix.Close(fd)
+}
+
+// forget drops the directory comps from the cache (its mode or group is
+// about to change), closing its descriptor. Call between entries.
+func (c *dirCache) forget(comps []string) {
+	key := strings.Join(comps, "/")
+	if fd, ok := c.fds[key]; ok {
+		delete(c.fds, key)
+		c.closeFd(fd)
+	}
 }
 
 // open returns a descriptor of the directory comps below the root, owned
