@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -42,23 +41,9 @@ func qemuVirtfsCommand() *cli.Command {
 
 func runQemuVirtfs(c *cli.Context) error {
 	ready := os.NewFile(virtfsReadyFd, "ready")
-	cfg, err := parseServeFlags(c)
-	switch {
-	case err != nil:
-	case len(cfg.listen) > 0:
-		err = errors.New("--listen: the virtfs transport serves through QEMU")
-	case cfg.tenants != "":
-		err = errors.New("--tenants: the virtfs transport serves one union per QEMU")
-	case cfg.squashU != nil || cfg.squashG != nil:
-		err = errors.New("--squash-uid/--squash-gid are not implemented by the virtfs transport (use --transport tap or tcp)")
-	}
+	cfg, u, err := openQemuChildUnion(c, "qemu-virtfs", "virtfs")
 	if err != nil {
-		return cli.Exit("qemu-virtfs: "+err.Error(), exitUsage)
-	}
-	raiseFileLimit()
-	u, err := union.Open(cfg.layers)
-	if err != nil {
-		return cli.Exit("qemu-virtfs: "+err.Error(), exitFailure)
+		return err
 	}
 	defer u.Close()
 	srv, err := virtfs.New(u, virtfsDevFd, log.New(os.Stderr, "union9p qemu-virtfs: ", 0))
@@ -74,6 +59,32 @@ func runQemuVirtfs(c *cli.Context) error {
 	ready.Close()
 	srv.Serve()
 	return nil
+}
+
+// openQemuChildUnion is the start of a union's qemu-virtfs or
+// qemu-virtiofs child (command cmd, transport name transport): serve's
+// flags, less what a transport served through QEMU cannot do, and the
+// union, opened with the descriptor limit raised. Errors are cli exits.
+func openQemuChildUnion(c *cli.Context, cmd, transport string) (serveConfig, *union.Union, error) {
+	cfg, err := parseServeFlags(c)
+	switch {
+	case err != nil:
+	case len(cfg.listen) > 0:
+		err = fmt.Errorf("--listen: the %s transport serves through QEMU", transport)
+	case cfg.tenants != "":
+		err = fmt.Errorf("--tenants: the %s transport serves one union per QEMU", transport)
+	case cfg.squashU != nil || cfg.squashG != nil:
+		err = fmt.Errorf("--squash-uid/--squash-gid are not implemented by the %s transport (use --transport tap or tcp)", transport)
+	}
+	if err != nil {
+		return cfg, nil, cli.Exit(cmd+": "+err.Error(), exitUsage)
+	}
+	raiseFileLimit()
+	u, err := union.Open(cfg.layers)
+	if err != nil {
+		return cfg, nil, cli.Exit(cmd+": "+err.Error(), exitFailure)
+	}
+	return cfg, u, nil
 }
 
 // virtfsServer is the qemu-virtfs child of one union and the mount QEMU

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -16,7 +15,6 @@ import (
 	"github.com/union9p/union9p/qemu"
 	"github.com/union9p/union9p/qemu/vhostuser"
 	"github.com/union9p/union9p/qemu/virtfs"
-	"github.com/union9p/union9p/union"
 	"github.com/urfave/cli/v2"
 )
 
@@ -53,23 +51,9 @@ func qemuVirtiofsCommand() *cli.Command {
 
 func runQemuVirtiofs(c *cli.Context) error {
 	ready := os.NewFile(virtiofsReadyFd, "ready")
-	cfg, err := parseServeFlags(c)
-	switch {
-	case err != nil:
-	case len(cfg.listen) > 0:
-		err = errors.New("--listen: the virtiofs transport serves through QEMU")
-	case cfg.tenants != "":
-		err = errors.New("--tenants: the virtiofs transport serves one union per QEMU")
-	case cfg.squashU != nil || cfg.squashG != nil:
-		err = errors.New("--squash-uid/--squash-gid are not implemented by the virtiofs transport (use --transport tap or tcp)")
-	}
+	cfg, u, err := openQemuChildUnion(c, "qemu-virtiofs", "virtiofs")
 	if err != nil {
-		return cli.Exit("qemu-virtiofs: "+err.Error(), exitUsage)
-	}
-	raiseFileLimit()
-	u, err := union.Open(cfg.layers)
-	if err != nil {
-		return cli.Exit("qemu-virtiofs: "+err.Error(), exitFailure)
+		return err
 	}
 	defer u.Close()
 	logger := log.New(os.Stderr, "union9p qemu-virtiofs: ", 0)
