@@ -78,15 +78,7 @@ func TestFDConnWaitModes(t *testing.T) {
 // whole and in order.
 func TestFDConnLargeResponses(t *testing.T) {
 	ts := startServer(t, serverOptions{bigLowerFile: 4 << 20})
-	c, err := p9wire.Dial("unix", ts.sock, 1<<20)
-	must(t, err)
-	defer c.Close()
-	_, err = c.Attach(0, "", "", 0)
-	must(t, err)
-	_, err = c.Walk(0, 1, "big")
-	must(t, err)
-	_, _, err = c.Lopen(1, p9wire.ORdonly)
-	must(t, err)
+	c := openBig(t, ts)
 	for off := uint64(0); off < 4<<20; {
 		p, err := c.Read(1, off, 1<<20-24)
 		must(t, err)
@@ -213,15 +205,7 @@ func TestFDConnShutdownWhileWaiting(t *testing.T) {
 // either wait mode.
 func TestFDConnWriterWaitsWhileReaderBlocks(t *testing.T) {
 	ts := startServer(t, serverOptions{bigLowerFile: 12 << 20})
-	c, err := p9wire.Dial("unix", ts.sock, 1<<20)
-	must(t, err)
-	defer c.Close()
-	_, err = c.Attach(0, "", "", 0)
-	must(t, err)
-	_, err = c.Walk(0, 1, "big")
-	must(t, err)
-	_, _, err = c.Lopen(1, p9wire.ORdonly)
-	must(t, err)
+	c := openBig(t, ts)
 	for round := range 3 {
 		for range 20 { // busy: the reader takes the poll slot and blocks
 			if _, err := c.Getattr(0, p9wire.GetattrBasic); err != nil {
@@ -261,4 +245,20 @@ func TestFDConnWriterWaitsWhileReaderBlocks(t *testing.T) {
 		}
 		must(t, c.Clunk(2))
 	}
+}
+
+// openBig connects to ts at msize 1 MiB and opens its big lower file for
+// reading as fid 1; the connection closes with the test.
+func openBig(t *testing.T, ts *testServer) *p9wire.Client {
+	t.Helper()
+	c, err := p9wire.Dial("unix", ts.sock, 1<<20)
+	must(t, err)
+	t.Cleanup(func() { c.Close() })
+	_, err = c.Attach(0, "", "", 0)
+	must(t, err)
+	_, err = c.Walk(0, 1, "big")
+	must(t, err)
+	_, _, err = c.Lopen(1, p9wire.ORdonly)
+	must(t, err)
+	return c
 }
