@@ -92,10 +92,9 @@ func openQemuChildUnion(c *cli.Context, cmd, transport string) (serveConfig, *un
 // new process, so when it ends the guest's mount fails (EIO, ENOTCONN)
 // until QEMU is restarted.
 type virtfsServer struct {
-	name   string
-	cmd    *exec.Cmd
-	mnt    *os.File // for QEMU; closed by the caller once QEMU has it
-	exited chan struct{}
+	name  string
+	child *qemuChild
+	mnt   *os.File // for QEMU; closed by the caller once QEMU has it
 }
 
 // startVirtfs mounts, starts the server of union u and waits until it is
@@ -106,43 +105,12 @@ func startVirtfs(u qemuUnion) (*virtfsServer, error) {
 		return nil, fmt.Errorf("virtfs transport for %s: %w", u.name, err)
 	}
 	defer dev.Close() // the child has its own copy
-	readyR, readyW, err := os.Pipe()
+	child, err := startQemuChild("qemu-virtfs", "the virtfs server of "+u.name, u.serve, dev)
 	if err != nil {
 		mnt.Close()
 		return nil, err
 	}
-	defer readyR.Close()
-	cmd := exec.Command("/proc/self/exe", append([]string{"qemu-virtfs"}, u.serve...)...)
-	cmd.Args[0] = "union9p"
-	cmd.ExtraFiles = []*os.File{dev, readyW}
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		mnt.Close()
-		return nil, fmt.Errorf("start the virtfs server of %s: %w", u.name, err)
-	}
-	s := &virtfsServer{name: u.name, cmd: cmd, mnt: mnt, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(s.exited)
-	}()
-	got := make(chan bool, 1)
-	go func() {
-		var b [1]byte
-		n, _ := io.ReadFull(readyR, b[:])
-		got <- n == 1
-	}()
-	select {
-	case ok := <-got:
-		if ok {
-			return s, nil
-		}
-	case <-time.After(30 * time.Second):
-	}
-	s.stop()
-	return nil, fmt.Errorf("the virtfs server of %s did not start (%v)", u.name, cmd.ProcessState)
+	return &virtfsServer{name: u.name, child: child, mnt: mnt}, nil
 }
 
 // stop closes the mount's descriptor (if still held), which ends the
@@ -153,12 +121,66 @@ func (s *virtfsServer) stop() {
 		s.mnt.Close()
 		s.mnt = nil
 	}
-	for _, sig := range []syscall.Signal{0, syscall.SIGTERM, syscall.SIGKILL} {
+	s.child.stop(0, syscall.SIGTERM, syscall.SIGKILL)
+}
+
+// qemuChild is the server process of one union on the virtfs or virtiofs
+// transport, which union9p qemu runs and never restarts.
+type qemuChild struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once the child has exited
+}
+
+// startQemuChild runs `union9p sub SERVE-FLAGS` with conn as descriptor 3
+// and a ready pipe as descriptor 4, and waits (30 s at most) until the
+// child has written its ready byte; what names the server in errors.
+func startQemuChild(sub, what string, serve []string, conn *os.File) (*qemuChild, error) {
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer readyR.Close()
+	cmd := exec.Command("/proc/self/exe", append([]string{sub}, serve...)...)
+	cmd.Args[0] = "union9p"
+	cmd.ExtraFiles = []*os.File{conn, readyW}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", what, err)
+	}
+	ch := &qemuChild{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(ch.exited)
+	}()
+	got := make(chan bool, 1)
+	go func() {
+		var b [1]byte
+		n, _ := io.ReadFull(readyR, b[:])
+		got <- n == 1
+	}()
+	select {
+	case ok := <-got:
+		if ok {
+			return ch, nil
+		}
+	case <-time.After(30 * time.Second):
+	}
+	ch.stop(syscall.SIGTERM, syscall.SIGKILL)
+	return nil, fmt.Errorf("%s did not start (%v)", what, cmd.ProcessState)
+}
+
+// stop gives the child 5 s to exit after each of sigs in turn (0 sends
+// nothing: just wait).
+func (ch *qemuChild) stop(sigs ...syscall.Signal) {
+	for _, sig := range sigs {
 		if sig != 0 {
-			_ = s.cmd.Process.Signal(sig)
+			_ = ch.cmd.Process.Signal(sig)
 		}
 		select {
-		case <-s.exited:
+		case <-ch.exited:
 			return
 		case <-time.After(5 * time.Second):
 		}

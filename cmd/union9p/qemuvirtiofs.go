@@ -2,15 +2,12 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/union9p/union9p/qemu"
 	"github.com/union9p/union9p/qemu/vhostuser"
@@ -114,8 +111,7 @@ func serveVhostUser(conn *net.UnixConn, h vhostuser.Handler, logger *log.Logger)
 type virtiofsServer struct {
 	name   string
 	socket string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	child  *qemuChild
 }
 
 // startVirtiofs starts the server of union u listening on a socket in
@@ -133,54 +129,15 @@ func startVirtiofs(u qemuUnion, dir string) (*virtiofsServer, error) {
 		return nil, err
 	}
 	defer lf.Close() // the child has its own copy
-	readyR, readyW, err := os.Pipe()
+	child, err := startQemuChild("qemu-virtiofs", "the virtiofs server of "+u.name, u.serve, lf)
 	if err != nil {
 		return nil, err
 	}
-	defer readyR.Close()
-	cmd := exec.Command("/proc/self/exe", append([]string{"qemu-virtiofs"}, u.serve...)...)
-	cmd.Args[0] = "union9p"
-	cmd.ExtraFiles = []*os.File{lf, readyW}
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		return nil, fmt.Errorf("start the virtiofs server of %s: %w", u.name, err)
-	}
-	s := &virtiofsServer{name: u.name, socket: sock, cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(s.exited)
-	}()
-	got := make(chan bool, 1)
-	go func() {
-		var b [1]byte
-		n, _ := io.ReadFull(readyR, b[:])
-		got <- n == 1
-	}()
-	select {
-	case ok := <-got:
-		if ok {
-			return s, nil
-		}
-	case <-time.After(30 * time.Second):
-	}
-	s.stop()
-	return nil, fmt.Errorf("the virtiofs server of %s did not start (%v)", u.name, cmd.ProcessState)
+	return &virtiofsServer{name: u.name, socket: sock, child: child}, nil
 }
 
 // args are QEMU's arguments for this union's device.
 func (s *virtiofsServer) args() []string { return qemu.VirtiofsArgs(s.socket, s.name) }
 
 // stop ends the server: SIGTERM, then SIGKILL after 5 s.
-func (s *virtiofsServer) stop() {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		_ = s.cmd.Process.Signal(sig)
-		select {
-		case <-s.exited:
-			return
-		case <-time.After(5 * time.Second):
-		}
-	}
-}
+func (s *virtiofsServer) stop() { s.child.stop(syscall.SIGTERM, syscall.SIGKILL) }
