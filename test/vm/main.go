@@ -40,7 +40,7 @@ func main() {
 	verbose := flag.Bool("v", false, "show the whole guest console")
 	keep := flag.Bool("keep", false, "keep the work directory (layers, image, console log)")
 	virtfs := flag.Bool("virtfs", false, "also run the suite on a union over the virtfs transport (make vmtest-virtfs; QEMU's 9p server refuses FIFOs, sockets and device nodes there)")
-	virtiofs := flag.Bool("virtiofs", false, "also run the suite on a union over the virtiofs transport (make vmtest-virtiofs)")
+	virtiofs := flag.Bool("virtiofs", false, "also run the suite on a union over the virtiofs transport (make vmtest does)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	memory := flag.Int("m", 1024, "guest memory in MiB")
 	binary := flag.String("union9p", "", "use this static union9p binary instead of building ./cmd/union9p")
