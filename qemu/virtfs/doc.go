@@ -29,6 +29,8 @@
 // read back from the host's page cache, as from a disk filesystem.
 // Writes go through to the union (no writeback cache), so a guest's
 // fsync reaches the upper's disk.
+// Over virtio-fs (protocol.go), write-only opens are direct I/O, and the
+// open after such a write drops the guest's pages (directio.go).
 //
 // # Debugging
 //

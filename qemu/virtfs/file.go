@@ -14,6 +14,17 @@ import (
 // union.File's are safe for that.
 type file struct {
 	f *union.File
+	// n is set when the open is direct-io: its writes bypass the guest's
+	// page cache, and mark n so that the next open drops it (directio.go).
+	n *node
+}
+
+// newFile is the handle of an open of n; fopen is openFlags' answer.
+func newFile(f *union.File, n *node, direct bool) *file {
+	if direct {
+		return &file{f: f, n: n}
+	}
+	return &file{f: f}
 }
 
 var (
@@ -24,8 +35,9 @@ var (
 	_ fs.FileFlusher  = (*file)(nil)
 )
 
-// Open opens a regular file. The page cache is kept across opens: only
-// this mount changes the file (package comment).
+// Open opens a regular file. The page cache is kept across opens (only
+// this mount changes the file: package comment) unless a direct-io open
+// wrote it since (directio.go).
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	un := n.union()
 	if un == nil {
@@ -35,7 +47,8 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}
-	return &file{f: f}, fuse.FOPEN_KEEP_CACHE, 0
+	fopen, direct := n.openFlags(flags)
+	return newFile(f, n, direct), fopen, 0
 }
 
 // Read hands the kernel the host descriptor and offset: go-fuse splices
@@ -51,6 +64,9 @@ func (h *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 
 func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	n, err := h.f.WriteAt(data, off)
+	if h.n != nil && n > 0 {
+		h.n.wroteDirect()
+	}
 	if err != nil && n == 0 {
 		return 0, errnoOf(err)
 	}

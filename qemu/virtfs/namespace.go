@@ -62,7 +62,12 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		f.Close()
 		return nil, nil, 0, errno
 	}
-	return ch, &file{f: f}, fuse.FOPEN_KEEP_CACHE, 0
+	cn, _ := ch.Operations().(*node) // every Inode of this tree is a *node
+	fopen, direct := uint32(fuse.FOPEN_KEEP_CACHE), false
+	if cn != nil {
+		fopen, direct = cn.openFlags(flags)
+	}
+	return ch, newFile(f, cn, direct), fopen, 0
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

@@ -27,6 +27,12 @@ type node struct {
 	b  *budget      // counts the kernel's known objects
 	un atomic.Pointer[union.Node]
 
+	// writeDirect: answer write-only opens FOPEN_DIRECT_IO (virtio-fs;
+	// set on the root, inherited by every node). staleCache: a direct
+	// write changed the file since its last open (directio.go).
+	writeDirect bool
+	staleCache  atomic.Bool
+
 	mu      sync.Mutex    // guards retired and shared
 	retired []*union.Node // replaced by adopt; released on forget
 	shared  *union.File   // the listing of handle-less directory reads (noopendir.go)
@@ -87,6 +93,7 @@ func adopt(ctx context.Context, parent *node, un *union.Node, out *fuse.EntryOut
 	out.SetEntryTimeout(CacheTTL)
 	out.SetAttrTimeout(CacheTTL)
 	n := newNode(parent.u, parent.b, un)
+	n.writeDirect = parent.writeDirect
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: a.Mode & unix.S_IFMT, Ino: a.ID})
 	if ch.Operations() == n {
 		n.b.adopted()

@@ -40,6 +40,14 @@ func (r *runner) hostVirtiofs() []string {
 		return nil
 	}
 	r.suite(hostVioName, hostVioMount)
+	r.step(hostVioName, "direct-write-then-reopen", func() error {
+		note, err := checkDirectWriteReopen(hostVioMount)
+		if err == nil {
+			fmt.Printf("hostvio: direct-write-then-reopen: %s\n", note)
+		}
+		return err
+	})
+	r.step(hostVioName, "dd-write-then-read-back", func() error { return checkDirectWriteDD(hostVioMount) })
 	var view []string
 	r.step(hostVioName, "manifest", func() (err error) {
 		view, err = fixture.Manifest(hostVioMount, viewOptions)
