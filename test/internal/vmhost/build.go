@@ -42,7 +42,7 @@ func RepoRoot() (string, error) {
 
 // BaseInitramfs starts every guest image of the tests: busybox, the given
 // kernel modules (with their dependencies, in load order) and union9p as
-// /bin/union9p. Callers add their programs and init.
+// /bin/union9p, which must be static. Callers add their programs and init.
 func BaseInitramfs(k *qemu.Kernel, union9p string, modules ...string) (*qemu.Initramfs, error) {
 	mods, err := k.Modules(modules...)
 	if err != nil {
@@ -53,6 +53,11 @@ func BaseInitramfs(k *qemu.Kernel, union9p string, modules ...string) (*qemu.Ini
 		return nil, err
 	}
 	r.Modules(mods)
+	if !isStatic(union9p) {
+		// The guest has no dynamic loader: it would fail there with a
+		// bare "no such file or directory".
+		return nil, fmt.Errorf("%s is dynamically linked; the guest needs a static union9p (make build, or CGO_ENABLED=0 go build ./cmd/union9p)", union9p)
+	}
 	if err := r.CopyFile("bin/union9p", union9p); err != nil {
 		return nil, err
 	}
