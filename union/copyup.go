@@ -263,20 +263,20 @@ func (n *Node) placeCopyLocked(w *workCopy, pfd int, name string) error {
 // which a root server keeps), else through /proc, which needs no
 // capability but costs a path walk through procfs on every copy-up.
 func (u *Union) linkTmpfile(fd, dir int, name string) error {
-	if u.privileged && !u.noEmptyPathLink.Load() {
+	byFd := u.privileged && !u.noEmptyPathLink.Load()
+	if byFd {
 		err := unix.Linkat(fd, "", dir, name, unix.AT_EMPTY_PATH)
 		if err != unix.ENOENT && err != unix.EPERM {
 			return err
 		}
 		// ENOENT is also how a missing capability is answered: /proc
 		// decides, and is used from then on if it succeeds.
-		err = unix.Linkat(unix.AT_FDCWD, procPath(fd), dir, name, unix.AT_SYMLINK_FOLLOW)
-		if err == nil {
-			u.noEmptyPathLink.Store(true)
-		}
-		return err
 	}
-	return unix.Linkat(unix.AT_FDCWD, procPath(fd), dir, name, unix.AT_SYMLINK_FOLLOW)
+	err := unix.Linkat(unix.AT_FDCWD, procPath(fd), dir, name, unix.AT_SYMLINK_FOLLOW)
+	if byFd && err == nil {
+		u.noEmptyPathLink.Store(true)
+	}
+	return err
 }
 
 // adoptUpper opens name in the upper directory pfd as n's upper object.
