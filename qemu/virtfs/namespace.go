@@ -62,11 +62,8 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		f.Close()
 		return nil, nil, 0, errno
 	}
-	cn, _ := ch.Operations().(*node) // every Inode of this tree is a *node
-	fopen, direct := uint32(fuse.FOPEN_KEEP_CACHE), false
-	if cn != nil {
-		fopen, direct = cn.openFlags(flags)
-	}
+	cn := ch.Operations().(*node) // every Inode of this tree is a *node
+	fopen, direct := cn.openFlags(flags)
 	return ch, newFile(f, cn, direct), fopen, 0
 }
 
