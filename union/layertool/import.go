@@ -98,7 +98,6 @@ func Import(r io.Reader, dir string, opts ImportOptions) (ImportStats, error) {
 		buf:        make([]byte, 256<<10),
 		fresh:      newFreshFiles(root),
 	}
-	im.dirs.fresh = im.fresh
 	im.wformat = whiteout.XattrWhiteouts
 	if im.privileged {
 		im.wformat = whiteout.DeviceWhiteouts
@@ -199,7 +198,7 @@ func (im *importer) entry(h *tar.Header, r io.Reader) error {
 	if len(comps) == 0 {
 		// The root itself: its attributes apply to dir.
 		if h.Typeflag == tar.TypeDir {
-			im.fresh.forget(im.root)
+			im.dirs.forget(nil) // its mode or group may change
 			im.dirTimes = append(im.dirTimes, dirTime{"", h.ModTime})
 			return im.setMeta(im.root, ".", h, true)
 		}
@@ -471,7 +470,7 @@ func (im *importer) setMeta(parent int, name string, h *tar.Header, isRoot bool)
 // setMetaFd is setMeta for a regular file open at fd, just created in
 // parent; modeKept: it was created with the mode it is to have.
 func (im *importer) setMetaFd(fd, parent int, name string, h *tar.Header, modeKept bool) error {
-	if im.privileged && !im.fresh.ownerKept(parent, h.Uid, h.Gid) {
+	if im.privileged && !im.fresh.ownerKept(im.dirs, parent, h.Uid, h.Gid) {
 		if err := rawFchown(fd, h.Uid, h.Gid); err != nil {
 			return err
 		}
@@ -573,14 +572,18 @@ func (im *importer) finishDirs() error {
 // It is bounded: trim, called between entries (never while a descriptor
 // it returned is in use), empties it when full.
 type dirCache struct {
-	root  int
-	fds   map[string]int
-	fresh *freshFiles // told of every descriptor closed; may be nil
+	root int
+	fds  map[string]int
+	// groups: the group a new file gets in the directory open at the key
+	// (the root or a descriptor of fds); see newFileGroup.
+	groups map[int]int
 }
 
 const maxCachedDirs = 256
 
-func newDirCache(root int) *dirCache { return &dirCache{root: root, fds: map[string]int{}} }
+func newDirCache(root int) *dirCache {
+	return &dirCache{root: root, fds: map[string]int{}, groups: map[int]int{}}
+}
 
 func (c *dirCache) trim() {
 	if len(c.fds) > maxCachedDirs {
@@ -596,20 +599,42 @@ func (c *dirCache) close() {
 }
 
 func (c *dirCache) closeFd(fd int) {
-	if c.fresh != nil {
-		c.fresh.forget(fd)
-	}
+	delete(c.groups, fd)
 	unix.Close(fd)
 }
 
-// forget drops the directory comps from the cache (its mode or group is
-// about to change), closing its descriptor. Call between entries.
+// forget drops what the cache knows of the directory comps (its mode or
+// group is about to change), closing its descriptor; of the root (no
+// comps), its new files' group. Call between entries.
 func (c *dirCache) forget(comps []string) {
+	if len(comps) == 0 {
+		delete(c.groups, c.root)
+		return
+	}
 	key := strings.Join(comps, "/")
 	if fd, ok := c.fds[key]; ok {
 		delete(c.fds, key)
 		c.closeFd(fd)
 	}
+}
+
+// newFileGroup returns the group that a file created now in the directory
+// open at fd (the root or a descriptor from open) gets: the directory's
+// own when it is setgid, else egid. ok is false when fd cannot be statted.
+func (c *dirCache) newFileGroup(fd, egid int) (gid int, ok bool) {
+	if g, ok := c.groups[fd]; ok {
+		return g, true
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return 0, false
+	}
+	gid = egid
+	if st.Mode&unix.S_ISGID != 0 {
+		gid = int(st.Gid)
+	}
+	c.groups[fd] = gid
+	return gid, true
 }
 
 // open returns a descriptor of the directory comps below the root, owned

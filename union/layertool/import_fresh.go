@@ -31,14 +31,10 @@ type freshFiles struct {
 	// created mode is not known.
 	acl        bool
 	euid, egid int
-	// groups: the group a new file in the directory open at the key
-	// descriptor gets (its own with setgid, else egid), for the
-	// descriptors of dirCache; entries are dropped with their descriptor.
-	groups map[int]int
 }
 
 func newFreshFiles(root int) *freshFiles {
-	f := &freshFiles{euid: os.Geteuid(), egid: os.Getegid(), groups: map[int]int{}}
+	f := &freshFiles{euid: os.Geteuid(), egid: os.Getegid()}
 	f.umask, f.umaskKnown = readUmask()
 	f.noteDirXattrs(root)
 	return f
@@ -90,26 +86,11 @@ func (f *freshFiles) createMode(mode uint32) (uint32, bool) {
 }
 
 // ownerKept reports whether a file just created in the directory open at
-// parent is owned by uid:gid already.
-func (f *freshFiles) ownerKept(parent, uid, gid int) bool {
+// parent (a descriptor of dirs) is owned by uid:gid already.
+func (f *freshFiles) ownerKept(dirs *dirCache, parent, uid, gid int) bool {
 	if uid != f.euid {
 		return false
 	}
-	g, ok := f.groups[parent]
-	if !ok {
-		var st unix.Stat_t
-		if unix.Fstat(parent, &st) != nil {
-			return false
-		}
-		g = f.egid
-		if st.Mode&unix.S_ISGID != 0 {
-			g = int(st.Gid)
-		}
-		f.groups[parent] = g
-	}
-	return g == gid
+	g, ok := dirs.newFileGroup(parent, f.egid)
+	return ok && g == gid
 }
-
-// forget drops what is known of the directory open at fd: its descriptor
-// is closed, or its mode or group is about to change.
-func (f *freshFiles) forget(fd int) { delete(f.groups, fd) }
