@@ -117,3 +117,26 @@ func TestImportOwnerAndModeUnderDefaultACL(t *testing.T) {
 	}
 	checkFresh(t, dir, want)
 }
+
+// An archive may list its root directory after files in it: a root made
+// setgid then gives the files after it its group, which import must not
+// take for the group it learned before.
+func TestImportRootMadeSetgidLate(t *testing.T) {
+	requireRoot(t)
+	hdrs := []*tar.Header{
+		{Name: "first", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o2755, Gid: 70},
+		{Name: "second", Typeflag: tar.TypeReg, Mode: 0o644, Gid: 70},
+		{Name: "third", Typeflag: tar.TypeReg, Mode: 0o644},
+	}
+	bodies := map[string]string{"first": "1", "second": "2", "third": "3"}
+	dir := filepath.Join(t.TempDir(), "layer")
+	if _, err := Import(bytes.NewReader(tarOf(t, hdrs, bodies)), dir, ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkFresh(t, dir, map[string]wantMeta{
+		"first":  {0o644, 0, 0},
+		"second": {0o644, 0, 70},
+		"third":  {0o644, 0, 0},
+	})
+}
