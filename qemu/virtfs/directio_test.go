@@ -19,10 +19,7 @@ const opWrite = 16
 // keeps the cache again.
 func TestProtocolWriteOnlyOpensAreDirect(t *testing.T) {
 	p, upper := newProtocol(t)
-	init := make([]byte, 64)
-	binary.LittleEndian.PutUint32(init, 7)
-	binary.LittleEndian.PutUint32(init[4:], 38)
-	binary.LittleEndian.PutUint32(init[8:], 1<<20)
+	init := initArgs()
 	out := make([]byte, 4096)
 	unique := uint64(1)
 	call := func(op uint32, node uint64, args []byte) []byte {

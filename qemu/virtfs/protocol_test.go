@@ -77,10 +77,7 @@ func outHeader(t *testing.T, out []byte, n int, unique uint64) int32 {
 // the header, split across two buffers as guest pages would be.
 func TestProtocolReadIntoGuestBuffers(t *testing.T) {
 	p, _ := newProtocol(t)
-	init := make([]byte, 64)
-	binary.LittleEndian.PutUint32(init, 7)
-	binary.LittleEndian.PutUint32(init[4:], 38)
-	binary.LittleEndian.PutUint32(init[8:], 1<<20)
+	init := initArgs()
 	out := make([]byte, 4096)
 	n := p.Handle(1, request(opInit, 1, 0, init), [][]byte{out})
 	if e := outHeader(t, out, n, 1); e != 0 {
@@ -131,9 +128,7 @@ func TestProtocolMalformed(t *testing.T) {
 	req := request(opLookup, 10, 1, []byte("f\x00"))
 	binary.LittleEndian.PutUint32(req[0], 1<<30)
 	p.Handle(1, req, [][]byte{out})
-	init := make([]byte, 64)
-	binary.LittleEndian.PutUint32(init, 7)
-	binary.LittleEndian.PutUint32(init[4:], 38)
+	init := initArgs()
 	big := make([]byte, 4096)
 	n := p.Handle(1, request(opInit, 11, 0, init), [][]byte{big})
 	if e := outHeader(t, big, n, 11); e != 0 {
@@ -158,9 +153,7 @@ func TestProtocolSetgidDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := make([]byte, 4096)
-	init := make([]byte, 64)
-	binary.LittleEndian.PutUint32(init, 7)
-	binary.LittleEndian.PutUint32(init[4:], 38)
+	init := initArgs()
 	p.Handle(1, request(opInit, 1, 0, init), [][]byte{out})
 	n := p.Handle(1, request(opLookup, 2, 1, []byte("sg\x00")), [][]byte{out})
 	if e := outHeader(t, out, n, 2); e != 0 {
@@ -182,4 +175,14 @@ func TestProtocolSetgidDirectory(t *testing.T) {
 	if st.Gid != 1000 || st.Mode&unix.S_ISGID == 0 {
 		t.Fatalf("new directory: gid %d mode %o, want gid 1000 and setgid", st.Gid, st.Mode)
 	}
+}
+
+// initArgs is a FUSE_INIT request's fuse_init_in as Linux 6.1's virtio-fs
+// sends it: protocol 7.38, max_readahead 1 MiB, no flags.
+func initArgs() []byte {
+	init := make([]byte, 64)
+	binary.LittleEndian.PutUint32(init, 7)
+	binary.LittleEndian.PutUint32(init[4:], 38)
+	binary.LittleEndian.PutUint32(init[8:], 1<<20)
+	return init
 }
