@@ -73,8 +73,9 @@ func openQemuChildUnion(c *cli.Context, cmd, transport string) (serveConfig, *un
 		err = fmt.Errorf("--listen: the %s transport serves through QEMU", transport)
 	case cfg.tenants != "":
 		err = fmt.Errorf("--tenants: the %s transport serves one union per QEMU", transport)
-	case cfg.squashU != nil || cfg.squashG != nil:
-		err = fmt.Errorf("--squash-uid/--squash-gid are not implemented by the %s transport (use --transport tap or tcp)", transport)
+	case (cfg.squashU != nil || cfg.squashG != nil) && transport == "virtfs":
+		// QEMU's 9p server chowns each new object to the guest's ids.
+		err = fmt.Errorf("--squash-uid/--squash-gid are not implemented by the %s transport (use virtiofs, tap or tcp)", transport)
 	}
 	if err != nil {
 		return cfg, nil, cli.Exit(cmd+": "+err.Error(), exitUsage)

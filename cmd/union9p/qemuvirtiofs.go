@@ -54,7 +54,7 @@ func runQemuVirtiofs(c *cli.Context) error {
 	}
 	defer u.Close()
 	logger := log.New(os.Stderr, "union9p qemu-virtiofs: ", 0)
-	p, err := virtfs.NewProtocol(u, logger)
+	p, err := virtfs.NewProtocol(u, logger, virtfs.Squash{UID: cfg.squashU, GID: cfg.squashG})
 	if err != nil {
 		return cli.Exit("qemu-virtiofs: "+err.Error(), exitFailure)
 	}

@@ -52,7 +52,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if un == nil {
 		return nil, nil, 0, syscall.ESTALE
 	}
-	o, _ := ownerIn(ctx, un)
+	o, _ := n.ownerFor(ctx, un)
 	c, f, err := un.Create(name, int(flags), mode, o)
 	if err != nil {
 		return nil, nil, 0, errnoOf(err)
@@ -69,7 +69,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) {
-		o, setgid := ownerIn(ctx, un)
+		o, setgid := n.ownerFor(ctx, un)
 		if setgid {
 			mode |= syscall.S_ISGID
 		}
@@ -78,15 +78,18 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := n.squash.mknod(mode); errno != 0 {
+		return nil, errno
+	}
 	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) {
-		o, _ := ownerIn(ctx, un)
+		o, _ := n.ownerFor(ctx, un)
 		return un.Mknod(name, mode, uint64(dev), o)
 	})
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) {
-		o, _ := ownerIn(ctx, un)
+		o, _ := n.ownerFor(ctx, un)
 		return un.Symlink(name, target, o)
 	})
 }

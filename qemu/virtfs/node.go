@@ -32,6 +32,7 @@ type node struct {
 	// write changed the file since its last open (directio.go).
 	writeDirect bool
 	staleCache  atomic.Bool
+	squash      Squash // set on the root, inherited by every node (squash.go)
 
 	mu      sync.Mutex    // guards retired and shared
 	retired []*union.Node // replaced by adopt; released on forget
@@ -94,6 +95,7 @@ func adopt(ctx context.Context, parent *node, un *union.Node, out *fuse.EntryOut
 	out.SetAttrTimeout(CacheTTL)
 	n := newNode(parent.u, parent.b, un)
 	n.writeDirect = parent.writeDirect
+	n.squash = parent.squash
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: a.Mode & unix.S_IFMT, Ino: a.ID})
 	if ch.Operations() == n {
 		n.b.adopted()
@@ -178,6 +180,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	}
 	sa.Atime, sa.AtimeAt = timeSet(in.Valid, fuse.FATTR_ATIME, fuse.FATTR_ATIME_NOW, in.Atime, in.Atimensec)
 	sa.Mtime, sa.MtimeAt = timeSet(in.Valid, fuse.FATTR_MTIME, fuse.FATTR_MTIME_NOW, in.Mtime, in.Mtimensec)
+	n.squash.setattr(&sa)
 	if err := un.SetAttr(sa); err != nil {
 		return errnoOf(err)
 	}

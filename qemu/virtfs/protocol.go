@@ -32,9 +32,9 @@ type Protocol struct {
 	logger *log.Logger
 }
 
-// NewProtocol prepares to serve u; logger gets go-fuse's messages and
-// malformed requests.
-func NewProtocol(u *union.Union, logger *log.Logger) (*Protocol, error) {
+// NewProtocol prepares to serve u with the owners squash gives; logger
+// gets go-fuse's messages and malformed requests.
+func NewProtocol(u *union.Union, logger *log.Logger, squash Squash) (*Protocol, error) {
 	root, err := u.Root()
 	if err != nil {
 		return nil, fmt.Errorf("virtiofs: root: %w", err)
@@ -57,6 +57,7 @@ func NewProtocol(u *union.Union, logger *log.Logger) (*Protocol, error) {
 	// 1.67 s, the guest's writeback copying and sending page by page.
 	rootNode := newNode(u, nil, root)
 	rootNode.writeDirect = true // write-only opens are direct-io (directio.go)
+	rootNode.squash = squash
 	rawFS := fs.NewNodeFS(rootNode, opts)
 	return &Protocol{ps: fuse.NewProtocolServer(&noOpendir{rawFS}, &opts.MountOptions), logger: logger}, nil
 }

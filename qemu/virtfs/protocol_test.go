@@ -24,6 +24,12 @@ const (
 
 func newProtocol(t *testing.T) (*Protocol, string) {
 	t.Helper()
+	return newProtocolSquashed(t, Squash{})
+}
+
+// newProtocolSquashed serves a fresh union (lower file "f") with squash.
+func newProtocolSquashed(t *testing.T, squash Squash) (*Protocol, string) {
+	t.Helper()
 	base := t.TempDir()
 	lower, upper, work := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "work")
 	for _, d := range []string{lower, upper, work} {
@@ -39,7 +45,7 @@ func newProtocol(t *testing.T) (*Protocol, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { u.Close() })
-	p, err := NewProtocol(u, log.New(io.Discard, "", 0))
+	p, err := NewProtocol(u, log.New(io.Discard, "", 0), squash)
 	if err != nil {
 		t.Fatal(err)
 	}
