@@ -4,11 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log"
+	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/union9p/union9p/union"
-	"golang.org/x/sys/unix"
 )
 
 // Protocol serves a union's FUSE requests that arrive in memory rather
@@ -29,6 +29,7 @@ import (
 // Handle is safe for concurrent use (go-fuse's handlers are).
 type Protocol struct {
 	ps     *fuse.ProtocolServer
+	u      *union.Union // for SYNCFS (syncfs.go)
 	logger *log.Logger
 }
 
@@ -59,7 +60,7 @@ func NewProtocol(u *union.Union, logger *log.Logger, squash Squash) (*Protocol, 
 	rootNode.writeDirect = true // write-only opens are direct-io (directio.go)
 	rootNode.squash = squash
 	rawFS := fs.NewNodeFS(rootNode, opts)
-	return &Protocol{ps: fuse.NewProtocolServer(&noOpendir{rawFS}, &opts.MountOptions), logger: logger}, nil
+	return &Protocol{ps: fuse.NewProtocolServer(&noOpendir{rawFS}, &opts.MountOptions), u: u, logger: logger}, nil
 }
 
 // outHeaderSize is struct fuse_out_header: len, error, unique.
@@ -72,16 +73,24 @@ const outHeaderSize = 16
 // out has room for a header, else nothing (the guest then sees a reply
 // of 0 bytes, which its driver fails).
 func (p *Protocol) Handle(queue int, in, out [][]byte) int {
+	if n, ok := p.syncfs(in, out); ok {
+		return n
+	}
 	n, st := p.ps.HandleRequest(in, out)
 	if st.Ok() {
 		return n
 	}
+	return p.reply(in, out, syscall.EIO)
+}
+
+// reply writes a reply of only a fuse_out_header with errno (0: success)
+// for request in, and returns its size, or 0 if out has no room for it.
+func (p *Protocol) reply(in, out [][]byte, errno syscall.Errno) int {
 	var hdr [outHeaderSize]byte
 	var unique [8]byte
 	copyIov(unique[:], in, 8) // fuse_in_header.unique
 	binary.LittleEndian.PutUint32(hdr[0:], outHeaderSize)
-	errno := -int32(unix.EIO)
-	binary.LittleEndian.PutUint32(hdr[4:], uint32(errno))
+	binary.LittleEndian.PutUint32(hdr[4:], uint32(-int32(errno)))
 	copy(hdr[8:], unique[:])
 	if copyToIov(out, hdr[:]) < outHeaderSize {
 		return 0

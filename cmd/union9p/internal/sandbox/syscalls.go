@@ -40,7 +40,7 @@ var allowedSyscalls = []string{
 	"getdents64", "readlinkat", "mkdirat", "mknodat", "symlinkat", "linkat",
 	"unlinkat", "renameat", "renameat2", "fchmod", "fchmodat", "fchmodat2",
 	"fchown", "fchownat", "utimensat", "truncate", "ftruncate", "fallocate",
-	"fsync", "fdatasync", "sync_file_range", "copy_file_range", "splice",
+	"fsync", "fdatasync", "syncfs", "sync_file_range", "copy_file_range", "splice",
 	"fgetxattr", "fsetxattr", "flistxattr", "fremovexattr",
 	"getxattr", "setxattr", "listxattr", "removexattr",
 	"lgetxattr", "lsetxattr", "llistxattr", "lremovexattr",
