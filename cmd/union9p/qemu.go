@@ -22,8 +22,10 @@ import (
 // added, and stops the servers when QEMU exits, exiting with QEMU's
 // status.
 //
-// Transports (--transport, a comma-separated list; default auto: tap
-// when run as root and the namespace can be made, else tcp):
+// Transports (--transport, a comma-separated list; default auto:
+// virtiofs for each union with serve flags, and net for a --tenant union,
+// whose server is shared):
+//   - net: tap when run as root and the namespace can be made, else tcp.
 //   - tcp: a virtio-net NIC on a QEMU user network with restrict=on (no
 //     packet leaves QEMU) whose guestfwd address for each union runs
 //     `union9p qemu-courier`, which hands the guest's connection to the
@@ -49,11 +51,14 @@ func qemuCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "qemu",
 		Usage:     "run a QEMU guest with unions served to it",
-		ArgsUsage: "[--transport auto|tcp|tap|serial|virtfs|virtiofs|...,serial] [--control SOCKET] [--name NAME] [--virtfs|--virtiofs] SERVE-FLAGS...|--tenant TENANT [--next [--name NAME] [--virtfs|--virtiofs] SERVE-FLAGS...|--tenant TENANT]... -- QEMU-COMMAND...",
+		ArgsUsage: "[--transport auto|net|tcp|tap|serial|virtfs|virtiofs|...,serial] [--control SOCKET] [--name NAME] [--virtfs|--virtiofs] SERVE-FLAGS...|--tenant TENANT [--next [--name NAME] [--virtfs|--virtiofs] SERVE-FLAGS...|--tenant TENANT]... -- QEMU-COMMAND...",
 		Description: `SERVE-FLAGS are those of "union9p serve" (--lower, --upper, --workdir, -o, ...)
 except --listen. NAME defaults to 0, 1, ...; in the guest, mount a union with
   union9p guest-mount NAME DIR
---transport (before the first union; default auto: tap as root, else tcp):
+--transport (before the first union; default auto):
+  auto    virtiofs for each union with serve flags (the fastest path, no root
+          needed), net for a --tenant union (its server is shared).
+  net     tap as root (where the namespace can be made), else tcp.
   tcp     the guest's kernel mounts with trans=tcp over a virtio-net NIC on a
           QEMU user network with restrict=on (nothing the guest sends leaves
           QEMU); union NAME answers at 10.0.2.100:564, :565, ... and the guest
@@ -124,11 +129,14 @@ type qemuUnion struct {
 }
 
 // transports says which transports `union9p qemu` gives the guest.
-// auto is the default: tap when running as root and the namespace can
-// be made, else tcp.
-type transports struct{ auto, tcp, tap, serial, virtfs, virtiofs bool }
+// auto is the default: each union with serve flags on virtiofs, a
+// tenant's union on net; net is tap when running as root and the
+// namespace can be made, else tcp.
+type transports struct{ auto, net, tcp, tap, serial, virtfs, virtiofs bool }
 
-// parseTransports reads --transport's value.
+// parseTransports reads --transport's value. auto with serial means net
+// with serial (virtiofs cannot share a union with another transport), as
+// auto meant before virtiofs became the default.
 func parseTransports(v string) (transports, error) {
 	var t transports
 	for _, w := range strings.Split(v, ",") {
@@ -141,22 +149,27 @@ func parseTransports(v string) (transports, error) {
 			t.tap = true
 		case "auto":
 			t.auto = true
+		case "net":
+			t.net = true
 		case "virtfs":
 			t.virtfs = true
 		case "virtiofs":
 			t.virtiofs = true
 		default:
-			return t, fmt.Errorf("--transport %q: want auto, tcp, tap, serial, virtfs, virtiofs, or one of the first three with serial", v)
+			return t, fmt.Errorf("--transport %q: want auto, net, tcp, tap, serial, virtfs, virtiofs, or one of net, tcp and tap with serial", v)
 		}
 	}
-	if t.virtiofs && btoi(t.auto)+btoi(t.tcp)+btoi(t.tap)+btoi(t.serial)+btoi(t.virtfs) > 0 {
+	if t.auto && t.serial {
+		t.auto, t.net = false, true
+	}
+	if t.virtiofs && btoi(t.auto)+btoi(t.net)+btoi(t.tcp)+btoi(t.tap)+btoi(t.serial)+btoi(t.virtfs) > 0 {
 		return t, fmt.Errorf("--transport %q: virtiofs serves every union itself; give it alone (or --virtiofs to one union)", v)
 	}
-	if t.virtfs && btoi(t.auto)+btoi(t.tcp)+btoi(t.tap)+btoi(t.serial) > 0 {
+	if t.virtfs && btoi(t.auto)+btoi(t.net)+btoi(t.tcp)+btoi(t.tap)+btoi(t.serial) > 0 {
 		return t, fmt.Errorf("--transport %q: virtfs serves every union itself; give it alone (or --virtfs to one union)", v)
 	}
-	if btoi(t.auto)+btoi(t.tcp)+btoi(t.tap) > 1 {
-		return t, fmt.Errorf("--transport %q: auto, tcp and tap are ways to the same addresses; pick one", v)
+	if btoi(t.auto)+btoi(t.net)+btoi(t.tcp)+btoi(t.tap) > 1 {
+		return t, fmt.Errorf("--transport %q: auto, net, tcp and tap are ways to the same unions; pick one", v)
 	}
 	return t, nil
 }
@@ -168,19 +181,10 @@ func btoi(b bool) int {
 	return 0
 }
 
-// defaultTransport is --transport's default. Setting it to "virtiofs"
-// makes the virtiofs transport the default of every union that has serve
-// flags; a --tenant union (whose server is shared) then stays on auto.
-var defaultTransport = "auto"
-
 // parseQemuArgs splits the command line at --next and --; --transport
 // and --control may come first.
 func parseQemuArgs(args []string) (transports, []qemuUnion, []string, error) {
-	tr, err := parseTransports(defaultTransport)
-	if err != nil {
-		return tr, nil, nil, err
-	}
-	explicit := false
+	tr := transports{auto: true}
 	for {
 		opt, val, rest, ok := leadingOption(args, "--transport", "--control")
 		if !ok {
@@ -191,29 +195,33 @@ func parseQemuArgs(args []string) (transports, []qemuUnion, []string, error) {
 			qemuControl = val
 			continue
 		}
+		var err error
 		if tr, err = parseTransports(val); err != nil {
 			return tr, nil, nil, err
 		}
-		explicit = true
 	}
 	unions, qemuArgs, err := splitQemuArgs(args)
 	if err != nil {
 		return tr, nil, nil, err
 	}
 	for i := range unions {
-		if unions[i].tenant != "" && tr.virtiofs && !explicit && !unions[i].virtiofs && !unions[i].virtfs {
-			// virtiofs by default: a tenant's union stays on the network.
-			tr.auto = true
+		u := &unions[i]
+		if u.virtfs && u.virtiofs {
+			return tr, nil, nil, fmt.Errorf("union %s: --virtfs and --virtiofs are two transports; pick one", u.name)
+		}
+		if u.tenant != "" {
+			if u.virtfs || tr.virtfs || u.virtiofs || tr.virtiofs {
+				return tr, nil, nil, fmt.Errorf("--tenant %s: a tenant's server is shared and cannot use the virtfs or virtiofs transport", u.tenant)
+			}
+			if tr.auto {
+				tr.net = true // a tenant's union goes on the network
+			}
 			continue
 		}
-		if unions[i].tenant != "" && (unions[i].virtfs || tr.virtfs || unions[i].virtiofs || tr.virtiofs) {
-			return tr, nil, nil, fmt.Errorf("--tenant %s: a tenant's server is shared and cannot use the virtfs or virtiofs transport", unions[i].tenant)
+		if !u.virtfs {
+			u.virtiofs = u.virtiofs || tr.virtiofs || tr.auto
 		}
-		if unions[i].virtfs && unions[i].virtiofs {
-			return tr, nil, nil, fmt.Errorf("union %s: --virtfs and --virtiofs are two transports; pick one", unions[i].name)
-		}
-		unions[i].virtfs = unions[i].virtfs || tr.virtfs
-		unions[i].virtiofs = unions[i].virtiofs || tr.virtiofs
+		u.virtfs = u.virtfs || tr.virtfs
 	}
 	return tr, unions, qemuArgs, nil
 }
@@ -322,7 +330,7 @@ func runQemu(tr transports, unions []qemuUnion, qemuArgs []string) (int, error) 
 	var tap *qemu.Tap
 	if len(unions) == 0 {
 		tr = transports{}
-	} else if tr.auto && os.Geteuid() == 0 {
+	} else if tr.net && os.Geteuid() == 0 {
 		// The fastest safe path measured; a machine without tun or
 		// namespaces falls back to the user network.
 		if tap, err = qemu.NewTap(len(unions)); err == nil {
@@ -338,7 +346,7 @@ func runQemu(tr transports, unions []qemuUnion, qemuArgs []string) (int, error) 
 	if tap != nil {
 		defer tap.Close()
 	}
-	if tr.auto && !tr.tap {
+	if tr.net && !tr.tap {
 		tr.tcp = true
 	}
 

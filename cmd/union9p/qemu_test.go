@@ -14,7 +14,7 @@ func TestParseQemuArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(unions); got != "[{root [--lower /base --upper /u --workdir /w]  false false} {1 [-o lowerdir=/src]  false false}]" {
+	if got := fmt.Sprint(unions); got != "[{root [--lower /base --upper /u --workdir /w]  false true} {1 [-o lowerdir=/src]  false true}]" {
 		t.Errorf("unions %s", got)
 	}
 	if fmt.Sprint(qemuArgs) != "[qemu-system-x86_64 -m 512]" {

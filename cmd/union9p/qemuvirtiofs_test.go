@@ -7,7 +7,7 @@ func TestParseVirtiofsTransport(t *testing.T) {
 	if err != nil || tr != (transports{virtiofs: true}) || !unions[0].virtiofs || !unions[1].virtiofs {
 		t.Fatalf("--transport virtiofs: %+v %+v %v", tr, unions, err)
 	}
-	_, unions, _, err = parseQemuArgs([]string{"--name", "a", "--virtiofs", "--lower", "/a", "--next", "--name", "b", "--lower", "/b", "--", "qemu"})
+	_, unions, _, err = parseQemuArgs([]string{"--transport", "net", "--name", "a", "--virtiofs", "--lower", "/a", "--next", "--name", "b", "--lower", "/b", "--", "qemu"})
 	if err != nil || !unions[0].virtiofs || unions[1].virtiofs || len(unions[0].serve) != 2 {
 		t.Fatalf("--virtiofs on one union: %+v %v", unions, err)
 	}
@@ -23,19 +23,30 @@ func TestParseVirtiofsTransport(t *testing.T) {
 	}
 }
 
-// TestVirtiofsAsDefault: with the default switched to virtiofs (the
-// one-line change of defaultTransport), unions with serve flags go on
-// virtiofs and a tenant's union stays on the network (auto).
-func TestVirtiofsAsDefault(t *testing.T) {
-	defer func(old string) { defaultTransport = old }(defaultTransport)
-	defaultTransport = "virtiofs"
-	tr, unions, _, err := parseQemuArgs([]string{"--name", "a", "--lower", "/a", "--next", "--name", "b", "--tenant", "alice", "--", "qemu"})
-	if err != nil || !tr.virtiofs || !tr.auto || !unions[0].virtiofs || unions[1].virtiofs {
+// TestVirtiofsIsTheDefault: by default (auto) unions with serve flags
+// go on virtiofs and a tenant's union goes on the network (net); an
+// explicit --transport or a per-union --virtfs still wins, and auto with
+// serial keeps meaning net with serial.
+func TestVirtiofsIsTheDefault(t *testing.T) {
+	tr, unions, _, err := parseQemuArgs([]string{"--name", "a", "--lower", "/a", "--next", "--name", "b", "--tenant", "alice", "--next", "--name", "c", "--virtfs", "--lower", "/c", "--", "qemu"})
+	if err != nil || !tr.auto || !tr.net || !unions[0].virtiofs || unions[1].virtiofs || unions[2].virtiofs || !unions[2].virtfs {
 		t.Fatalf("%+v %+v %v", tr, unions, err)
 	}
-	// An explicit --transport still wins.
+	tr, unions, _, err = parseQemuArgs([]string{"--name", "a", "--lower", "/a", "--", "qemu"})
+	if err != nil || tr.net || !unions[0].virtiofs {
+		t.Fatalf("no tenant, nothing on the network: %+v %+v %v", tr, unions, err)
+	}
 	tr, unions, _, err = parseQemuArgs([]string{"--transport", "tcp", "--lower", "/a", "--", "qemu"})
 	if err != nil || tr != (transports{tcp: true}) || unions[0].virtiofs {
 		t.Fatalf("explicit tcp: %+v %+v %v", tr, unions, err)
+	}
+	for _, v := range []string{"auto,serial", "net,serial"} {
+		tr, unions, _, err = parseQemuArgs([]string{"--transport", v, "--lower", "/a", "--", "qemu"})
+		if err != nil || tr != (transports{net: true, serial: true}) || unions[0].virtiofs {
+			t.Fatalf("%s: %+v %+v %v", v, tr, unions, err)
+		}
+	}
+	if _, _, _, err := parseQemuArgs([]string{"--transport", "net,tcp", "--lower", "/a", "--", "qemu"}); err == nil {
+		t.Fatal("net,tcp accepted")
 	}
 }

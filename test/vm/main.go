@@ -112,12 +112,13 @@ func run(verbose, keep, virtfs, virtiofs bool, timeout time.Duration, memory int
 		Kernel: k.Image, Initrd: filepath.Join(dir, "initrd.gz"), MemoryMB: memory,
 		Extra: []string{"-drive", "file=" + filepath.Join(dir, "scratch.img") + ",if=virtio,format=raw,cache=unsafe"},
 	}
-	// The default path and the relay: the suite runs on "host" over TCP
-	// (auto: the tap transport as root) and on "hostuser" through the
-	// virtio-serial relay; with -virtfs also on "hostvfs" over the
+	// The suite runs on "host" over 9P on the network (net: the tap
+	// transport as root) and on "hostuser" through the virtio-serial
+	// relay; with -virtiofs (make vmtest) also on "hostvio" over
+	// virtiofs, union9p qemu's default path; with -virtfs also on "hostvfs" over the
 	// virtfs transport (QEMU's virtio-9p in front of union9p's FUSE
 	// frontend; the guest runs that suite when it finds the tag).
-	args := []string{"qemu", "--transport", "auto,serial", "--name", "host",
+	args := []string{"qemu", "--transport", "net,serial", "--name", "host",
 		"--lower", layers.top, "--lower", layers.bottom,
 		"--upper", layers.upper, "--workdir", layers.work,
 		"--next", "--name", "hostuser",

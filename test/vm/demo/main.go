@@ -188,10 +188,13 @@ func showTree(root string) error {
 	})
 }
 
-// buildInitramfs writes the boot stage: busybox, the 9p modules, union9p
-// and an init that mounts the root union and switches to it.
+// buildInitramfs writes the boot stage: busybox, the modules of union9p
+// qemu's transports (virtiofs, the default; 9p over the network, a
+// tenant's), union9p and an init that mounts the root union and switches
+// to it.
 func buildInitramfs(k *qemu.Kernel, union9p, out string) error {
-	r, err := vmhost.BaseInitramfs(k, union9p, append(append([]string{}, qemu.NinePModules...), qemu.NetModules...)...)
+	mods := append(append(append([]string{}, qemu.VirtiofsModules...), qemu.NinePModules...), qemu.NetModules...)
+	r, err := vmhost.BaseInitramfs(k, union9p, mods...)
 	if err != nil {
 		return err
 	}
