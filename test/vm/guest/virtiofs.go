@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/union9p/union9p/qemu"
 
@@ -53,8 +55,47 @@ func (r *runner) hostVirtiofs() []string {
 		view, err = fixture.Manifest(hostVioMount, viewOptions)
 		return err
 	})
-	r.step(hostVioName, "unmount", func() error { return guestutil.UnmountAndWait(hostVioMount, "") })
+	r.step(hostVioName, "remount-repeatedly", func() error { return remountVirtiofsRepeatedly(hostVioName, hostVioMount) })
 	return view
+}
+
+// remountVirtiofsRepeatedly writes a probe, unmounts dir, and then mounts
+// the union there and unmounts it again and again: each mount is a new
+// FUSE session on the same device (FUSE_INIT ... DESTROY; Linux shares a
+// live superblock between mounts of one tag, so each mount follows the
+// last one's unmount) and must see the probe. It leaves dir unmounted.
+func remountVirtiofsRepeatedly(name, dir string) error {
+	want := fmt.Sprint(time.Now().UnixNano())
+	probe := filepath.Join(dir, "remount-probe")
+	if err := os.WriteFile(probe, []byte(want), 0o644); err != nil {
+		return err
+	}
+	if err := guestutil.UnmountAndWait(dir, ""); err != nil {
+		return err
+	}
+	for i := range 10 {
+		if err := guestutil.Command("/bin/union9p", "guest-mount", "virtiofs:"+name, dir); err != nil {
+			return fmt.Errorf("mount %d: %w", i, err)
+		}
+		err := mountedVirtiofs(dir, qemu.VirtfsTagPrefix+name)
+		var b []byte
+		if err == nil {
+			b, err = os.ReadFile(probe)
+		}
+		if err == nil && string(b) != want {
+			err = fmt.Errorf("the new session shows %q, want %q", b, want)
+		}
+		if err == nil && i == 9 {
+			err = os.Remove(probe)
+		}
+		if uerr := guestutil.UnmountAndWait(dir, ""); err == nil {
+			err = uerr
+		}
+		if err != nil {
+			return fmt.Errorf("mount %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // mountedVirtiofs checks that dir is a virtiofs mount of tag (guest-mount
