@@ -172,7 +172,10 @@ func (d *Device) handle(conn int, m *message) error {
 		d.features = 0
 	case msgSetMemTable:
 		err = d.setMemTable(m)
-	case msgSetVringNum, msgSetVringBase, msgSetVringAddr, msgSetVringEnable, msgGetVringBase:
+	case msgGetVringBase:
+		// Its reply is the only one, NEED_REPLY or not.
+		return d.vringMessage(conn, m)
+	case msgSetVringNum, msgSetVringBase, msgSetVringAddr, msgSetVringEnable:
 		err = d.vringMessage(conn, m)
 	case msgSetVringKick, msgSetVringCall, msgSetVringErr:
 		err = d.vringFd(m)

@@ -202,11 +202,31 @@ func TestKeeperWorkerKilled(t *testing.T) {
 		}
 		f.stillConnected()
 	}
+	last := f.worker()
 	f.send(msgGetVringBase, state(1, 0))
 	p := f.readReply(msgGetVringBase)
 	if n := binary.LittleEndian.Uint32(p[4:]); n != uint32(f.next[1]) {
 		t.Fatalf("vring base %d, want %d", n, f.next[1])
 	}
+	// QEMU starts the queue again (a new kick), through the same worker.
+	k, _ := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	f.kick[1] = k
+	f.sendFd(msgSetVringKick, u64(1), k)
+	f.ack()
+	out = f.simple(1, 0, "zq", 2)
+	f.publish(1, 0)
+	if _, n := f.used(1, used+1); n != 2 || string(f.ram[out:out+2]) != "qz" {
+		t.Fatalf("after the queue was stopped and started: %d bytes %q", n, f.ram[out:out+2])
+	}
+	select {
+	case <-f.workers:
+		t.Fatal("a worker was restarted: the keeper and its worker fell out of step")
+	default:
+	}
+	if err := unix.Kill(last.Process.Pid, 0); err != nil {
+		t.Fatalf("the worker ended: %v", err)
+	}
+	f.stillConnected()
 }
 
 // replyOff is where simple put the reply buffer of the request at
