@@ -571,7 +571,9 @@ func (c *keptConn) vringState(m *message) error {
 }
 
 // getVringBase stops a queue: the worker answers with the next avail
-// index; with no worker, the log (or the base QEMU set) does.
+// index; with no worker, the log (or the base QEMU set) does. Requests
+// a worker that died took are then not answered: QEMU is stopping the
+// device (guest reset or shutdown), and the guest's driver starts over.
 func (c *keptConn) getVringBase(m *message) error {
 	i, _, err := m.state()
 	if err != nil {

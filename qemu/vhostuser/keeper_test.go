@@ -65,9 +65,18 @@ func runTestWorker() {
 type keeperFront struct {
 	*front
 	workers chan *exec.Cmd
+	keeper  *Keeper
 }
 
 func newKeeperFront(t *testing.T, queues int, backoff time.Duration) *keeperFront {
+	t.Helper()
+	k, workers := newTestKeeper(t, queues, backoff)
+	return &keeperFront{front: newFrontServe(t, queues, k.Serve), workers: workers, keeper: k}
+}
+
+// newTestKeeper returns a keeper whose workers are this test binary,
+// with one started; workers gets each worker started.
+func newTestKeeper(t *testing.T, queues int, backoff time.Duration) (*Keeper, chan *exec.Cmd) {
 	t.Helper()
 	workers := make(chan *exec.Cmd, 64)
 	logger := log.New(io.Discard, "", 0)
@@ -95,7 +104,7 @@ func newKeeperFront(t *testing.T, queues int, backoff time.Duration) *keeperFron
 	if err := k.Prestart(); err != nil {
 		t.Fatal(err)
 	}
-	return &keeperFront{front: newFrontServe(t, queues, k.Serve), workers: workers}
+	return k, workers
 }
 
 // worker returns the worker started last, waiting for one to start.
@@ -301,5 +310,34 @@ func TestKeeperBadMessages(t *testing.T) {
 				t.Error("the worker still runs after its connection ended")
 			}
 		})
+	}
+}
+
+// TestKeeperNextConnection: after a connection ended by a bad message,
+// the same keeper serves a new QEMU connection with a new worker.
+func TestKeeperNextConnection(t *testing.T) {
+	k, workers := newTestKeeper(t, 1, 10*time.Millisecond)
+	bad := newFrontServe(t, 1, k.Serve)
+	bad.send(999, nil)
+	select {
+	case err := <-bad.served:
+		if err == nil {
+			t.Fatal("Serve returned no error")
+		}
+		bad.served <- err
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not end")
+	}
+	<-workers
+	f := newFrontServe(t, 1, k.Serve)
+	out := f.simple(0, 0, "next", 16)
+	f.publish(0, 0)
+	if _, n := f.used(0, 1); n != 4 || string(f.ram[out:out+4]) != "txen" {
+		t.Fatalf("second connection: %d bytes %q", n, f.ram[out:out+4])
+	}
+	select {
+	case <-workers:
+	default:
+		t.Fatal("the second connection has no worker of its own")
 	}
 }
