@@ -61,7 +61,7 @@ func (e *echo) Handle(queue int, in, out [][]byte) int {
 }
 
 type front struct {
-	t      *testing.T
+	t      testing.TB
 	conn   int
 	ram    []byte
 	kick   []int
@@ -83,7 +83,7 @@ func newFront(t *testing.T, queues int) *front {
 // newFrontServe sets a device up through serve (which answers the
 // messages on the connection it is given) as QEMU would: memory, then
 // every queue, started and enabled.
-func newFrontServe(t *testing.T, queues int, serve func(conn int) error) *front {
+func newFrontServe(t testing.TB, queues int, serve func(conn int) error) *front {
 	t.Helper()
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
