@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -95,6 +96,15 @@ func runQemuVirtiofs(c *cli.Context) error {
 		args = os.Args[i+1:]
 	}
 	k := virtiofsKeeper(args, logger)
+	// Told to stop (union9p qemu's SIGTERM, a terminal's SIGINT): the
+	// workers go first, so none outlives the keeper.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sigs
+		k.Close()
+		os.Exit(0)
+	}()
 	// A union that cannot be served fails here, before QEMU starts (the
 	// worker has said why on stderr).
 	if err := k.Prestart(); err != nil {

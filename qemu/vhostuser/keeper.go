@@ -45,8 +45,10 @@ import (
 type Keeper struct {
 	cfg KeeperConfig
 
-	mu    sync.Mutex
-	spare *Worker // started by Prestart for the next connection
+	mu     sync.Mutex
+	spare  *Worker   // started by Prestart for the next connection
+	conn   *keptConn // the connection being served, if any
+	closed bool
 }
 
 // KeeperConfig describes the device and how to start its workers.
@@ -110,8 +112,39 @@ func (k *Keeper) Prestart() error {
 	return nil
 }
 
+// Close stops the workers (SIGKILL) and waits for them; no worker is
+// started after it. For a keeper process that is told to exit, so that
+// its workers are gone when it is.
+func (k *Keeper) Close() {
+	k.mu.Lock()
+	k.closed = true
+	spare, c := k.spare, k.conn
+	k.spare = nil
+	k.mu.Unlock()
+	if spare != nil {
+		spare.stop()
+	}
+	if c != nil {
+		c.mu.Lock()
+		if c.w != nil {
+			c.w.stop()
+			c.w = nil
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (k *Keeper) isClosed() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.closed
+}
+
 // start starts a worker on a new socketpair.
 func (k *Keeper) start() (*Worker, error) {
+	if k.isClosed() {
+		return nil, errors.New("the keeper is closed")
+	}
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -143,7 +176,15 @@ func (k *Keeper) Serve(conn int) error {
 	if err != nil {
 		return err
 	}
-	defer c.close()
+	k.mu.Lock()
+	k.conn = c
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		k.conn = nil
+		k.mu.Unlock()
+		c.close()
+	}()
 	go c.supervise()
 	buf := make([]byte, headerSize+maxPayload)
 	for {
@@ -291,6 +332,9 @@ func (c *keptConn) supervise() {
 			if time.Since(w.started) > time.Minute {
 				backoff = cfg.Backoff
 			}
+		}
+		if c.k.isClosed() {
+			return
 		}
 		w = nil
 		cfg.Logger.Printf("vhost-user keeper: the worker ended; starting another in %v", backoff)

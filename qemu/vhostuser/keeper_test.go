@@ -341,3 +341,21 @@ func TestKeeperNextConnection(t *testing.T) {
 		t.Fatal("the second connection has no worker of its own")
 	}
 }
+
+// TestKeeperClose: Close stops the connection's worker and no other is
+// started; QEMU's connection stays open (it ends with the keeper's
+// process).
+func TestKeeperClose(t *testing.T) {
+	f := newKeeperFront(t, 1, 10*time.Millisecond)
+	w := f.worker()
+	f.keeper.Close()
+	if err := unix.Kill(w.Process.Pid, 0); err != unix.ESRCH {
+		t.Fatalf("the worker after Close: kill 0: %v", err)
+	}
+	select {
+	case w := <-f.workers:
+		t.Fatalf("worker %d started after Close", w.Process.Pid)
+	case <-time.After(200 * time.Millisecond):
+	}
+	f.stillConnected()
+}
