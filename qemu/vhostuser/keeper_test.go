@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand"
 	"os"
 	"os/exec"
 	"strconv"
@@ -358,4 +359,68 @@ func TestKeeperClose(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	f.stillConnected()
+}
+
+// TestKeeperRandomMessages: connections of random messages (known and
+// unknown requests, random payloads, sometimes a descriptor) never
+// crash the keeper (this process), each ends when the front end closes
+// it, and no worker outlives its connection.
+func TestKeeperRandomMessages(t *testing.T) {
+	k, workers := newTestKeeper(t, 2, 10*time.Millisecond)
+	rng := rand.New(rand.NewSource(2))
+	var started []*exec.Cmd
+	for conn := 0; conn < 25; conn++ {
+		sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- k.Serve(sp[1]) }()
+		for i := 0; i < 20; i++ {
+			req := uint32(rng.Intn(36))
+			p := make([]byte, rng.Intn(48))
+			rng.Read(p)
+			if len(p) >= 4 && rng.Intn(2) == 0 {
+				binary.LittleEndian.PutUint32(p, uint32(rng.Intn(3))) // a queue index that may exist
+			}
+			var oob []byte
+			if rng.Intn(4) == 0 {
+				efd, _ := unix.Eventfd(0, unix.EFD_CLOEXEC)
+				oob = unix.UnixRights(efd)
+				defer unix.Close(efd)
+			}
+			b := make([]byte, headerSize+len(p))
+			binary.LittleEndian.PutUint32(b, req)
+			binary.LittleEndian.PutUint32(b[4:], flagVersion|uint32(rng.Intn(2))*flagNeedReply)
+			binary.LittleEndian.PutUint32(b[8:], uint32(len(p)))
+			copy(b[headerSize:], p)
+			if err := unix.Sendmsg(sp[0], b, oob, nil, unix.MSG_DONTWAIT); err != nil {
+				break // the keeper ended the connection
+			}
+		}
+		unix.Close(sp[0])
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connection %d: Serve did not end", conn)
+		}
+		unix.Close(sp[1])
+	drain:
+		for {
+			select {
+			case w := <-workers:
+				started = append(started, w)
+			default:
+				break drain
+			}
+		}
+	}
+	for _, w := range started {
+		if err := unix.Kill(w.Process.Pid, 0); err != unix.ESRCH {
+			t.Errorf("worker %d still runs after its connection ended", w.Process.Pid)
+		}
+	}
+	if len(started) < 25 {
+		t.Errorf("%d workers for 25 connections", len(started))
+	}
 }
