@@ -49,6 +49,7 @@ func main() {
 			qemuCourierCommand(),
 			qemuVirtfsCommand(),
 			qemuVirtiofsCommand(),
+			qemuVirtiofsWorkerCommand(),
 			lsCommand(),
 			tenantCommand(),
 		},

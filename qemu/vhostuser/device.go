@@ -20,6 +20,16 @@ type Handler interface {
 	Handle(queue int, in, out [][]byte) int
 }
 
+// LostHandler is implemented by a Handler that can answer a request
+// whose worker died while handling it (keeper.go): a new worker calls
+// Lost instead of Handle for each such request once, before serving
+// the queue, and returns the bytes it wrote at the start of out (an
+// error reply, since whether the request took effect is unknown). A
+// Handler without Lost returns such requests with nothing written.
+type LostHandler interface {
+	Lost(queue int, in, out [][]byte) int
+}
+
 // Config describes the device.
 type Config struct {
 	// Queues is the number of virtqueues (vhost-user-fs: 1 hiprio + the
@@ -48,6 +58,9 @@ type Device struct {
 	features      uint64 // acked by SET_FEATURES
 	protoFeatures uint64
 	queues        []*queue
+	// inflight is the keeper's in-flight log (inflight.go), nil when
+	// QEMU is connected directly. Set once, while every queue is stopped.
+	inflight *inflightLog
 }
 
 // queue is one virtqueue's setup and, once started, its worker.
@@ -70,6 +83,7 @@ type queue struct {
 	ring              vring
 	broken            bool
 	sem               chan struct{}
+	log               *queueLog // this queue's in-flight log, or nil
 }
 
 // New returns a device that answers requests with h.
@@ -108,6 +122,11 @@ func (d *Device) Serve(conn int) error {
 		err = d.handle(conn, m)
 		m.closeFds()
 		if err != nil {
+			if m.flags&flagNeedReply != 0 {
+				// REPLY_ACK's failure status: the keeper tells a
+				// message refused from a worker that died.
+				_ = replyU64(conn, m, 1)
+			}
 			return fmt.Errorf("vhost-user: message %d: %w", m.req, err)
 		}
 	}
@@ -147,13 +166,21 @@ func (d *Device) handle(conn int, m *message) error {
 	case msgSetOwner:
 	case msgResetOwner, msgResetDevice:
 		d.stopAll()
+		for _, q := range d.queues {
+			q.log.invalidate()
+		}
 		d.features = 0
 	case msgSetMemTable:
 		err = d.setMemTable(m)
-	case msgSetVringNum, msgSetVringBase, msgSetVringAddr, msgSetVringEnable, msgGetVringBase:
+	case msgGetVringBase:
+		// Its reply is the only one, NEED_REPLY or not.
+		return d.vringMessage(conn, m)
+	case msgSetVringNum, msgSetVringBase, msgSetVringAddr, msgSetVringEnable:
 		err = d.vringMessage(conn, m)
 	case msgSetVringKick, msgSetVringCall, msgSetVringErr:
 		err = d.vringFd(m)
+	case msgKeeperInflight:
+		err = d.setInflight(m)
 	case msgSetLogBase, msgSetLogFd:
 		return errors.New("dirty logging (migration) is not supported")
 	default:
@@ -188,6 +215,31 @@ func (d *Device) setMemTable(m *message) error {
 	return nil
 }
 
+// setInflight maps the keeper's in-flight log (its descriptor is the
+// message's; the mapping outlives it). Every queue must be stopped.
+func (d *Device) setInflight(m *message) error {
+	if d.inflight != nil {
+		return errors.New("in-flight log set twice")
+	}
+	for _, q := range d.queues {
+		if q.running {
+			return fmt.Errorf("in-flight log while queue %d runs", q.index)
+		}
+	}
+	if len(m.fds) != 1 {
+		return fmt.Errorf("in-flight log with %d descriptors", len(m.fds))
+	}
+	l, err := mapInflight(m.fds[0], len(d.queues))
+	if err != nil {
+		return err
+	}
+	d.inflight = l
+	for _, q := range d.queues {
+		q.log = l.queue(q.index)
+	}
+	return nil
+}
+
 func (d *Device) queue(i uint32) (*queue, error) {
 	if int(i) >= len(d.queues) {
 		return nil, fmt.Errorf("queue %d of %d", i, len(d.queues))
@@ -211,15 +263,18 @@ func (d *Device) vringMessage(conn int, m *message) error {
 			return fmt.Errorf("queue %d: size %d", i, v)
 		}
 		q.stopRing()
+		q.log.invalidate()
 		q.num = v
 	case msgSetVringBase:
 		q.stopRing()
+		q.log.invalidate()
 		q.base = uint16(v)
 	case msgSetVringAddr:
 		if len(m.payload) < 40 {
 			return fmt.Errorf("vring address: %d bytes", len(m.payload))
 		}
 		q.stopRing()
+		q.log.invalidate()
 		q.desc = binary.LittleEndian.Uint64(m.payload[8:])
 		q.used = binary.LittleEndian.Uint64(m.payload[16:])
 		q.avail = binary.LittleEndian.Uint64(m.payload[24:])
@@ -231,6 +286,7 @@ func (d *Device) vringMessage(conn int, m *message) error {
 		}
 	case msgGetVringBase:
 		q.stopRing()
+		q.log.invalidate()
 		base := q.base
 		if q.kick != nil {
 			q.kick.Close()
@@ -307,7 +363,14 @@ func (d *Device) maybeStart(q *queue) error {
 	if err := q.ring.attach(d.mem, q.desc, q.avail, q.used); err != nil {
 		return fmt.Errorf("queue %d: %w", q.index, err)
 	}
-	q.ring.lastAvail, q.ring.usedIdx = q.base, q.base
+	if q.log.valid() {
+		// A worker before this one served the queue: resume where it
+		// stopped and answer what it left unanswered.
+		d.resume(q)
+	} else {
+		q.ring.lastAvail, q.ring.usedIdx = q.base, q.base
+		q.log.reset(q.base)
+	}
 	q.broken = false
 	q.running = true
 	q.stop = make(chan struct{})
@@ -315,6 +378,31 @@ func (d *Device) maybeStart(q *queue) error {
 	q.wg.Add(1)
 	go q.loop(q.kick, q.stop)
 	return nil
+}
+
+// resume restarts q from its in-flight log (memMu read-held, the queue
+// stopped): each request popped and never answered is returned now,
+// through the handler's Lost if it has one.
+func (d *Device) resume(q *queue) {
+	lastAvail, usedIdx, lost := q.log.recover(&q.ring)
+	q.ring.lastAvail, q.ring.usedIdx = lastAvail, usedIdx
+	lh, _ := d.h.(LostHandler)
+	for _, head := range lost {
+		in, out, err := q.ring.chain(d.mem, head)
+		written := 0
+		if err == nil && lh != nil {
+			written = lh.Lost(q.index, in, out)
+		}
+		q.mu.Lock()
+		q.pushLogged(head, uint32(written))
+		q.mu.Unlock()
+	}
+	if len(lost) > 0 {
+		d.cfg.Logger.Printf("vhost-user: queue %d: %d requests of a previous worker answered as lost", q.index, len(lost))
+		q.mu.Lock()
+		q.notify()
+		q.mu.Unlock()
+	}
 }
 
 // stopRing stops the queue's worker and waits for its requests; the
@@ -351,12 +439,20 @@ func (d *Device) stopAll() {
 	}
 }
 
+// shutdown stops the queues and unmaps guest memory. The in-flight log
+// is left as the queues' last pushes made it: a keeper's next worker
+// resumes from it.
 func (d *Device) shutdown() {
 	d.stopAll()
 	d.memMu.Lock()
 	d.mem.unmap()
 	d.mem = nil
 	d.memMu.Unlock()
+	d.inflight.unmap()
+	d.inflight = nil
+	for _, q := range d.queues {
+		q.log = nil
+	}
 }
 
 // loop waits for kicks and pops every published chain after each.
@@ -398,6 +494,7 @@ func (q *queue) drain(stop chan struct{}) bool {
 		if err == nil && more {
 			var head uint16
 			if head, err = q.ring.popHead(); err == nil {
+				q.log.logPop(head, q.ring.lastAvail)
 				in, out, cerr := q.ring.chain(d.mem, head)
 				q.sem <- struct{}{}
 				q.wg.Add(1)
@@ -428,11 +525,24 @@ func (q *queue) serve(head uint16, in, out [][]byte, cerr error) {
 		written = d.h.Handle(q.index, in, out)
 	}
 	q.mu.Lock()
-	q.ring.push(head, uint32(written))
+	q.pushLogged(head, uint32(written))
+	q.notify()
+	q.mu.Unlock()
+}
+
+// pushLogged returns head to the driver, recorded in the in-flight log
+// around the push (q.mu held).
+func (q *queue) pushLogged(head uint16, written uint32) {
+	q.log.beginPush(head)
+	q.ring.push(head, written)
+	q.log.endPush(head, q.ring.usedIdx)
+}
+
+// notify signals the call eventfd if the driver wants it (q.mu held).
+func (q *queue) notify() {
 	if q.call != nil && q.ring.wantsCall() {
 		var one [8]byte
 		binary.LittleEndian.PutUint64(one[:], 1)
 		_, _ = q.call.Write(one[:])
 	}
-	q.mu.Unlock()
 }

@@ -61,7 +61,7 @@ func (e *echo) Handle(queue int, in, out [][]byte) int {
 }
 
 type front struct {
-	t      *testing.T
+	t      testing.TB
 	conn   int
 	ram    []byte
 	kick   []int
@@ -72,6 +72,18 @@ type front struct {
 }
 
 func newFront(t *testing.T, queues int) *front {
+	t.Helper()
+	h := &echo{}
+	d := New(Config{Queues: queues, Logger: log.New(io.Discard, "", 0)}, h)
+	f := newFrontServe(t, queues, d.Serve)
+	f.h = h
+	return f
+}
+
+// newFrontServe sets a device up through serve (which answers the
+// messages on the connection it is given) as QEMU would: memory, then
+// every queue, started and enabled.
+func newFrontServe(t testing.TB, queues int, serve func(conn int) error) *front {
 	t.Helper()
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -88,10 +100,9 @@ func newFront(t *testing.T, queues int) *front {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &front{t: t, conn: sp[0], ram: ram, served: make(chan error, 1), h: &echo{}, next: make([]uint16, queues)}
-	d := New(Config{Queues: queues, Logger: log.New(io.Discard, "", 0)}, f.h)
+	f := &front{t: t, conn: sp[0], ram: ram, served: make(chan error, 1), next: make([]uint16, queues)}
 	go func() {
-		f.served <- d.Serve(sp[1])
+		f.served <- serve(sp[1])
 		unix.Close(sp[1])
 	}()
 	t.Cleanup(func() {

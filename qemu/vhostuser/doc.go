@@ -20,6 +20,14 @@
 // logs why; other queues, devices and QEMU processes are unaffected.
 // A message from QEMU that the device cannot follow ends the connection.
 //
+// A Keeper (keeper.go) splits the device in two processes: it holds
+// QEMU's connection and the state QEMU set up, and hands that state to
+// a worker process running a Device, again each time a worker dies;
+// the worker logs the requests it has in flight in memory the keeper
+// owns (inflight.go), so the next one answers them as lost instead of
+// leaving the guest waiting. QEMU's vhost-user-fs cannot reconnect a
+// back end, so this is what lets the serving process be restarted.
+//
 // Concurrency: one goroutine reads QEMU's messages (Device.Serve); one
 // goroutine per started queue waits for kicks and pops chains; each
 // chain is handled on a goroutine of its own (bounded per queue) and

@@ -28,6 +28,11 @@ const (
 	msgGetQueueNum         = 17
 	msgSetVringEnable      = 18
 	msgResetDevice         = 34
+
+	// msgKeeperInflight is private to a keeper and its worker
+	// (keeper.go): its descriptor is the in-flight log (inflight.go).
+	// QEMU does not send it (it is outside vhost-user's numbers).
+	msgKeeperInflight = 0x10001
 )
 
 // Header flags.
@@ -191,6 +196,35 @@ func reply(fd int, m *message, payload []byte) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// sendMessage sends a message with the descriptors fds (which stay the
+// caller's) on the unix stream socket fd.
+func sendMessage(fd int, req, flags uint32, payload []byte, fds []int) error {
+	b := make([]byte, headerSize+len(payload))
+	binary.LittleEndian.PutUint32(b, req)
+	binary.LittleEndian.PutUint32(b[4:], flagVersion|flags)
+	binary.LittleEndian.PutUint32(b[8:], uint32(len(payload)))
+	copy(b[headerSize:], payload)
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	for {
+		n, err := unix.SendmsgN(fd, b, oob, nil, unix.MSG_NOSIGNAL)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n < len(b) {
+			// The descriptors went with the first part.
+			b, oob = b[n:], nil
+			continue
+		}
+		return nil
+	}
 }
 
 func replyU64(fd int, m *message, v uint64) error {

@@ -152,6 +152,10 @@ func run(verbose, keep, virtfs, virtiofs bool, timeout time.Duration, memory int
 	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
 	stormCtx, stormStop := context.WithCancel(ctx)
 	waitStorm := hostStorm(stormCtx, dir)
+	var waitKiller func() []int
+	if virtiofs {
+		waitKiller = virtiofsWorkerKiller(stormCtx, layers.upper4, logf)
+	}
 	bootStart := time.Now()
 	runErr := cmd.Run()
 	stormStop()
@@ -198,6 +202,7 @@ func run(verbose, keep, virtfs, virtiofs bool, timeout time.Duration, memory int
 			err = fmt.Errorf("left in workdir: %s", strings.Join(left, ", "))
 		}
 		t.check("hostvio/workdir-clean", err)
+		t.check("hostvio/workers-killed", checkWorkersKilled(waitKiller()))
 	}
 	guest, err := guestView(layers)
 	if err == nil {

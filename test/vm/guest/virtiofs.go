@@ -55,6 +55,15 @@ func (r *runner) hostVirtiofs() []string {
 		view, err = fixture.Manifest(hostVioMount, viewOptions)
 		return err
 	})
+	// Server restarts (virtiofs_restart.go): the host kills the worker.
+	r.step(hostVioName, "worker-killed-remount", func() error {
+		note, err := checkWorkerRestart(hostVioMount, view)
+		if err == nil {
+			fmt.Printf("hostvio: worker-killed-remount: %s\n", note)
+		}
+		return err
+	})
+	r.step(hostVioName, "worker-killed-lazy-umount", func() error { return checkLazyUnmountKeepsSession(hostVioMount) })
 	r.step(hostVioName, "remount-repeatedly", func() error { return remountVirtiofsRepeatedly(hostVioName, hostVioMount) })
 	return view
 }
