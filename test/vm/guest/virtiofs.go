@@ -48,6 +48,7 @@ func (r *runner) hostVirtiofs() []string {
 		return err
 	})
 	r.step(hostVioName, "dd-write-then-read-back", func() error { return checkDirectWriteDD(hostVioMount) })
+	r.step(hostVioName, "more-objects-than-descriptors", func() error { return checkManyObjects(hostVioMount) })
 	var view []string
 	r.step(hostVioName, "manifest", func() (err error) {
 		view, err = fixture.Manifest(hostVioMount, viewOptions)
