@@ -107,9 +107,12 @@ func adopt(ctx context.Context, parent *node, un *union.Node, out *fuse.EntryOut
 	if old, ok := ch.Operations().(*node); ok {
 		old.mu.Lock()
 		drop := un
-		if old.un != un && !old.forgotten {
+		if old.un != un {
 			drop, old.un = old.un, un
 		}
+		// A LOOKUP that raced the node's FORGET revives it: go-fuse
+		// handed it out, so the kernel may name it again.
+		old.forgotten = false
 		old.mu.Unlock()
 		if drop != nil {
 			drop.Release()
