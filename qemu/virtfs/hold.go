@@ -86,13 +86,14 @@ type held struct {
 func newHeld(max int) *held { return &held{max: max} }
 
 // maxHeldFor is the held list's size for a descriptor limit of nofile:
-// an idle node holds one descriptor per layer it is in (a merged
-// directory one per layer), and its ancestors are mostly shared, so an
-// eighth of the limit leaves room for open files, ancestors and the
-// server's own descriptors.
+// a quarter of it, as virtfs's budget allows known objects (budget.go).
+// An idle node holds one descriptor per layer it is in, at least one (a
+// merged directory one per layer; most objects are in one), and its
+// ancestors are mostly on the list themselves, which leaves room for open
+// files and the server's own descriptors.
 func maxHeldFor(nofile uint64) int {
 	const least = 64
-	if n := nofile / 8; n > least {
+	if n := nofile / 4; n > least {
 		return int(n)
 	}
 	return least

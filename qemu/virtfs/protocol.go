@@ -24,7 +24,7 @@ import (
 // virtio-fs in Linux 6.1 has no notification queue, so the server cannot
 // ask the guest to forget entries; the guest forgets them under its own
 // memory pressure (FORGET). Instead, idle nodes let go of the union's
-// descriptors (hold.go): at most an eighth of the descriptor limit that
+// descriptors (hold.go): at most a quarter of the descriptor limit that
 // holds when NewProtocol is called (RLIMIT_NOFILE) stay held while idle.
 //
 // Handle is safe for concurrent use (go-fuse's handlers are).
