@@ -80,7 +80,7 @@ func openQemuChildUnion(c *cli.Context, cmd, transport string) (serveConfig, *un
 	if err != nil {
 		return cfg, nil, cli.Exit(cmd+": "+err.Error(), exitUsage)
 	}
-	raiseFileLimit()
+	childFileLimit(transport)
 	u, err := union.Open(cfg.layers)
 	if err != nil {
 		return cfg, nil, cli.Exit(cmd+": "+err.Error(), exitFailure)

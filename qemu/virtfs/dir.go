@@ -18,6 +18,7 @@ const dirBatch = 256
 // (QEMU's telldir) got earlier lands after that entry. go-fuse
 // serializes the calls on one handle.
 type dir struct {
+	n      *node // whose open this is (node.opened); told when it closes
 	f      *union.File
 	shared bool           // f is the node's shared listing: not closed here
 	cookie uint64         // where the next batch starts
@@ -33,27 +34,34 @@ var (
 )
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	un := n.union()
-	if un == nil {
-		return nil, 0, syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return nil, 0, errno
 	}
+	defer un.Release()
+	n.opened(un) // the shared listing too: not closed while in use
 	if flags&sharedListing != 0 {
 		f, err := n.sharedListing(un)
 		if err != nil {
+			n.closed()
 			return nil, 0, errnoOf(err)
 		}
-		return &dir{f: f, shared: true}, 0, 0
+		return &dir{n: n, f: f, shared: true}, 0, 0
 	}
 	f, err := un.Open(unix.O_RDONLY | unix.O_DIRECTORY)
 	if err != nil {
+		n.closed()
 		return nil, 0, errnoOf(err)
 	}
-	return &dir{f: f}, 0, 0
+	return &dir{n: n, f: f}, 0, 0
 }
 
 // sharedListing returns the directory's listing for handle-less reads
 // (noOpendir), opening it on first use; it is closed when the kernel
-// forgets the node.
+// forgets the node, or when the node lets go of its union.Node (hold.go:
+// never while a handle uses it). A listing taken again after that answers
+// later offsets from the directory as it is then: the same entries if it
+// did not change (offsets are positions in the listing, package union).
 func (n *node) sharedListing(un *union.Node) (*union.File, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -101,4 +109,5 @@ func (d *dir) Releasedir(ctx context.Context, flags uint32) {
 	if !d.shared {
 		d.f.Close()
 	}
+	d.n.closed()
 }

@@ -42,8 +42,10 @@
 //
 // go-fuse calls the methods of node and of the handles from many
 // goroutines at once; every union method they call is safe for
-// concurrent use. A node's union.Node may be replaced when the union
-// hands out a new Node for the same id (node.un is an atomic pointer);
-// a handle's state (the directory cursor) is guarded by go-fuse, which
-// serializes the reads of one directory handle.
+// concurrent use. Each request pins its node's union.Node (a reference
+// of its own, hold.go), so the node may replace it (the union handed out
+// a new Node for the same id) or let go of it while idle (over
+// virtio-fs: hold.go) without closing descriptors in use; a handle's
+// state (the directory cursor) is guarded by go-fuse, which serializes
+// the reads of one directory handle.
 package virtfs

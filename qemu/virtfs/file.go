@@ -13,18 +13,20 @@ import (
 // file is an open regular file. go-fuse calls its methods concurrently;
 // union.File's are safe for that.
 type file struct {
-	f *union.File
+	f    *union.File
+	node *node // whose open this is (node.opened); told when it closes
 	// n is set when the open is direct-io: its writes bypass the guest's
 	// page cache, and mark n so that the next open drops it (directio.go).
 	n *node
 }
 
-// newFile is the handle of an open of n; fopen is openFlags' answer.
+// newFile is the handle of an open of n, which the caller recorded with
+// n.opened; direct is openFlags' answer.
 func newFile(f *union.File, n *node, direct bool) *file {
 	if direct {
-		return &file{f: f, n: n}
+		return &file{f: f, node: n, n: n}
 	}
-	return &file{f: f}
+	return &file{f: f, node: n}
 }
 
 var (
@@ -39,12 +41,15 @@ var (
 // this mount changes the file: package comment) unless a direct-io open
 // wrote it since (directio.go).
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	un := n.union()
-	if un == nil {
-		return nil, 0, syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return nil, 0, errno
 	}
+	defer un.Release()
+	n.opened(un)
 	f, err := un.Open(int(flags) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY))
 	if err != nil {
+		n.closed()
 		return nil, 0, errnoOf(err)
 	}
 	fopen, direct := n.openFlags(flags)
@@ -79,4 +84,8 @@ func (h *file) Fsync(ctx context.Context, flags uint32) syscall.Errno { return e
 // buffered here.
 func (h *file) Flush(ctx context.Context) syscall.Errno { return 0 }
 
-func (h *file) Release(ctx context.Context) syscall.Errno { return errnoOf(h.f.Close()) }
+func (h *file) Release(ctx context.Context) syscall.Errno {
+	err := h.f.Close()
+	h.node.closed()
+	return errnoOf(err)
+}

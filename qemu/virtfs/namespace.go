@@ -48,21 +48,25 @@ func ownerIn(ctx context.Context, dir *union.Node) (o union.Owner, setgid bool) 
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	un := n.union()
-	if un == nil {
-		return nil, nil, 0, syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return nil, nil, 0, errno
 	}
+	defer un.Release()
 	o, _ := n.ownerFor(ctx, un)
 	c, f, err := un.Create(name, int(flags), mode, o)
 	if err != nil {
 		return nil, nil, 0, errnoOf(err)
 	}
+	cun := c.Retain() // for opened, after adopt took c
+	defer cun.Release()
 	ch, errno := adopt(ctx, n, c, out)
 	if errno != 0 {
 		f.Close()
 		return nil, nil, 0, errno
 	}
 	cn := ch.Operations().(*node) // every Inode of this tree is a *node
+	cn.opened(cun)
 	fopen, direct := cn.openFlags(flags)
 	return ch, newFile(f, cn, direct), fopen, 0
 }
@@ -99,19 +103,21 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if !ok {
 		return nil, syscall.EXDEV
 	}
-	tun := t.union()
-	if tun == nil {
-		return nil, syscall.ESTALE
+	tun, errno := t.pin()
+	if errno != 0 {
+		return nil, errno
 	}
+	defer tun.Release()
 	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) { return un.Link(tun, name) })
 }
 
 // made runs a change that makes one object in n and adopts it.
 func (n *node) made(ctx context.Context, out *fuse.EntryOut, make func(*union.Node) (*union.Node, error)) (*fs.Inode, syscall.Errno) {
-	un := n.union()
-	if un == nil {
-		return nil, syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return nil, errno
 	}
+	defer un.Release()
 	c, err := make(un)
 	if err != nil {
 		return nil, errnoOf(err)
@@ -124,10 +130,11 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno { return n
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno { return n.remove(name, true) }
 
 func (n *node) remove(name string, dir bool) syscall.Errno {
-	un := n.union()
-	if un == nil {
-		return syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return errno
 	}
+	defer un.Release()
 	return errnoOf(un.Unlink(name, dir))
 }
 
@@ -142,9 +149,15 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if !ok {
 		return syscall.EXDEV
 	}
-	un, nun := n.union(), np.union()
-	if un == nil || nun == nil {
-		return syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return errno
 	}
+	defer un.Release()
+	nun, errno := np.pin()
+	if errno != 0 {
+		return errno
+	}
+	defer nun.Release()
 	return errnoOf(un.Rename(name, nun, newName))
 }

@@ -19,13 +19,16 @@ import (
 const CacheTTL = time.Hour
 
 // node is one object of the union as the kernel knows it (one FUSE node
-// id). It holds one reference to its union.Node, dropped when the kernel
-// forgets the node.
+// id). It holds one reference to its union.Node while the kernel knows
+// it, or lets go of it while idle (hold.go) and finds the object again
+// by its name when the kernel next asks.
 type node struct {
 	fs.Inode
-	u  *union.Union // for statfs
-	b  *budget      // counts the kernel's known objects
-	un atomic.Pointer[union.Node]
+	u    *union.Union // for statfs
+	b    *budget      // counts the kernel's known objects (nil over virtio-fs)
+	h    *held        // idle nodes that still hold their union.Node
+	id   uint64       // the object's stable id; never changes
+	root bool         // the root: always holds its union.Node
 
 	// writeDirect: answer write-only opens FOPEN_DIRECT_IO (virtio-fs;
 	// set on the root, inherited by every node). staleCache: a direct
@@ -34,9 +37,15 @@ type node struct {
 	staleCache  atomic.Bool
 	squash      Squash // set on the root, inherited by every node (squash.go)
 
-	mu      sync.Mutex    // guards retired and shared
-	retired []*union.Node // replaced by adopt; released on forget
-	shared  *union.File   // the listing of handle-less directory reads (noopendir.go)
+	mu        sync.Mutex  // guards the fields below (hold.go)
+	un        *union.Node // nil: let go while idle, or forgotten
+	opens     int         // open handles; a node with one never lets go
+	forgotten bool        // the kernel forgot n: un stays nil
+	shared    *union.File // the listing of handle-less directory reads (noopendir.go)
+
+	// The held list's links, guarded by held.mu (hold.go).
+	prev, next *node
+	listed     bool
 }
 
 var (
@@ -50,40 +59,35 @@ var (
 	_ fs.NodeOpendirHandler = (*node)(nil)
 )
 
-func newNode(u *union.Union, b *budget, un *union.Node) *node {
-	n := &node{u: u, b: b}
-	n.un.Store(un)
-	return n
+// newNode makes the node of un, whose reference it takes.
+func newNode(u *union.Union, b *budget, h *held, un *union.Node) *node {
+	return &node{u: u, b: b, h: h, id: un.ID(), un: un}
 }
-
-// union returns the union.Node; it stays usable for the caller even if
-// adopt replaces it meanwhile: a replaced Node is released only when
-// the kernel forgets the node, after its last request.
-func (n *node) union() *union.Node { return n.un.Load() }
 
 // OnForget drops the node's reference: the kernel will not name it again.
 func (n *node) OnForget() {
 	n.b.forgotten()
-	if un := n.un.Swap(nil); un != nil {
-		un.Release()
-	}
+	n.h.forget(n)
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.shared != nil {
-		n.shared.Close()
-		n.shared = nil
+	un, f := n.un, n.shared
+	n.un, n.shared, n.forgotten = nil, nil, true
+	n.mu.Unlock()
+	if f != nil {
+		f.Close()
 	}
-	for _, un := range n.retired {
+	if un != nil {
 		un.Release()
 	}
-	n.retired = nil
 }
 
 // adopt makes the kernel's node for un, a union.Node with one reference
 // the caller gives away, under parent, and fills out. go-fuse keeps one
 // Inode per stable id: when it already has one, the new reference is
 // dropped, or replaces the one the Inode holds if the union made a new
-// Node for that id (its object was removed and the id came back).
+// Node for that id (its object was removed and the id came back, or
+// another name of a hard link), or if the Inode had let go of its own.
+// The replaced reference is released at once: requests in flight pin
+// their own (hold.go).
 func adopt(ctx context.Context, parent *node, un *union.Node, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	a, err := un.Attr()
 	if err != nil {
@@ -93,22 +97,29 @@ func adopt(ctx context.Context, parent *node, un *union.Node, out *fuse.EntryOut
 	fillAttr(&out.Attr, &a)
 	out.SetEntryTimeout(CacheTTL)
 	out.SetAttrTimeout(CacheTTL)
-	n := newNode(parent.u, parent.b, un)
+	n := newNode(parent.u, parent.b, parent.h, un)
 	n.writeDirect = parent.writeDirect
 	n.squash = parent.squash
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: a.Mode & unix.S_IFMT, Ino: a.ID})
 	if ch.Operations() == n {
 		n.b.adopted()
+		n.h.used(n)
+		return ch, 0
 	}
-	if old, ok := ch.Operations().(*node); ok && old != n {
-		switch prev := old.un.Swap(un); {
-		case prev == un: // the same Node: one reference too many
-			prev.Release()
-		case prev != nil: // may be in use by a request in flight
-			old.mu.Lock()
-			old.retired = append(old.retired, prev)
-			old.mu.Unlock()
+	if old, ok := ch.Operations().(*node); ok {
+		old.mu.Lock()
+		drop := un
+		if old.un != un {
+			drop, old.un = old.un, un
 		}
+		// A LOOKUP that raced the node's FORGET revives it: go-fuse
+		// handed it out, so the kernel may name it again.
+		old.forgotten = false
+		old.mu.Unlock()
+		if drop != nil {
+			drop.Release()
+		}
+		old.h.used(old)
 	}
 	return ch, 0
 }
@@ -130,9 +141,6 @@ func fillAttr(out *fuse.Attr, a *union.Attr) {
 
 // getattr fills out with un's attributes.
 func getattr(un *union.Node, out *fuse.AttrOut) syscall.Errno {
-	if un == nil {
-		return syscall.ESTALE
-	}
 	a, err := un.Attr()
 	if err != nil {
 		return errnoOf(err)
@@ -143,11 +151,12 @@ func getattr(un *union.Node, out *fuse.AttrOut) syscall.Errno {
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	un := n.union()
-	if un == nil {
-		return nil, syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return nil, errno
 	}
 	c, err := un.Lookup(name)
+	un.Release()
 	if err != nil {
 		return nil, errnoOf(err)
 	}
@@ -155,16 +164,22 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 }
 
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	return getattr(n.union(), out)
+	un, errno := n.pin()
+	if errno != 0 {
+		return errno
+	}
+	defer un.Release()
+	return getattr(un, out)
 }
 
 // Setattr applies the kernel's change: size, owner, mode, times (the
 // union applies them in that order).
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	un := n.union()
-	if un == nil {
-		return syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return errno
 	}
+	defer un.Release()
 	var sa union.SetAttr
 	if m, ok := in.GetMode(); ok {
 		sa.SetMode, sa.Mode = true, m&0o7777
@@ -199,10 +214,11 @@ func timeSet(valid, given, now uint32, sec uint64, nsec uint32) (union.TimeSet, 
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	un := n.union()
-	if un == nil {
-		return nil, syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return nil, errno
 	}
+	defer un.Release()
 	t, err := un.Readlink()
 	if err != nil {
 		return nil, errnoOf(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/union9p/union9p/union"
+	"golang.org/x/sys/unix"
 )
 
 // Protocol serves a union's FUSE requests that arrive in memory rather
@@ -23,19 +24,39 @@ import (
 // The same node tree as [New] answers, without the known-objects budget:
 // virtio-fs in Linux 6.1 has no notification queue, so the server cannot
 // ask the guest to forget entries; the guest forgets them under its own
-// memory pressure (FORGET), and the server's descriptor limit is raised
-// to the kernel's ceiling by its caller.
+// memory pressure (FORGET). Instead, idle nodes let go of the union's
+// descriptors (hold.go): at most a quarter of the descriptor limit that
+// holds when NewProtocol is called (RLIMIT_NOFILE) stay held while idle.
 //
 // Handle is safe for concurrent use (go-fuse's handlers are).
 type Protocol struct {
 	ps     *fuse.ProtocolServer
-	u      *union.Union // for SYNCFS (syncfs.go)
+	u      *union.Union       // for SYNCFS (syncfs.go)
+	raw    fuse.RawFileSystem // for tests
+	root   *node              // for tests
+	held   *held
 	logger *log.Logger
 }
 
 // NewProtocol prepares to serve u with the owners squash gives; logger
 // gets go-fuse's messages and malformed requests.
 func NewProtocol(u *union.Union, logger *log.Logger, squash Squash) (*Protocol, error) {
+	nofile := uint64(1 << 20)
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur > 0 {
+		nofile = lim.Cur
+	}
+	p, err := newProtocolHeld(u, logger, maxHeldFor(nofile))
+	if err != nil {
+		return nil, err
+	}
+	p.root.squash = squash // before any request: every node inherits it
+	return p, nil
+}
+
+// newProtocolHeld is NewProtocol, without squash, keeping at most maxHeld
+// idle nodes held.
+func newProtocolHeld(u *union.Union, logger *log.Logger, maxHeld int) (*Protocol, error) {
 	root, err := u.Root()
 	if err != nil {
 		return nil, fmt.Errorf("virtiofs: root: %w", err)
@@ -56,11 +77,12 @@ func NewProtocol(u *union.Union, logger *log.Logger, squash Squash) (*Protocol, 
 	// No writeback cache (FUSE_WRITEBACK_CACHE): tried, and bench-guest's
 	// dd write (32 MiB, conv=fsync) went from 0.60 s write-through to
 	// 1.67 s, the guest's writeback copying and sending page by page.
-	rootNode := newNode(u, nil, root)
+	h := newHeld(maxHeld)
+	rootNode := newNode(u, nil, h, root)
+	rootNode.root = true
 	rootNode.writeDirect = true // write-only opens are direct-io (directio.go)
-	rootNode.squash = squash
-	rawFS := fs.NewNodeFS(rootNode, opts)
-	return &Protocol{ps: fuse.NewProtocolServer(&noOpendir{rawFS}, &opts.MountOptions), u: u, logger: logger}, nil
+	rawFS := &noOpendir{fs.NewNodeFS(rootNode, opts)}
+	return &Protocol{ps: fuse.NewProtocolServer(rawFS, &opts.MountOptions), u: u, raw: rawFS, root: rootNode, held: h, logger: logger}, nil
 }
 
 // outHeaderSize is struct fuse_out_header: len, error, unique.

@@ -47,7 +47,10 @@ func New(u *union.Union, fd int, logger *log.Logger) (*Server, error) {
 	}
 	opts := nodeOptions(a.ID, logger)
 	b := newBudget()
-	rootNode := newNode(u, b, root)
+	// No node lets go of its union.Node (held of 0): the budget makes
+	// the host kernel forget objects instead (budget.go).
+	rootNode := newNode(u, b, newHeld(0), root)
+	rootNode.root = true
 	rawFS := fs.NewNodeFS(rootNode, opts)
 	srv, err := fuse.NewServer(&noOpendir{rawFS}, fmt.Sprintf("/dev/fd/%d", fd), &opts.MountOptions)
 	if err != nil {

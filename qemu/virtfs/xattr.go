@@ -32,10 +32,11 @@ func sized(v []byte, dest []byte) (uint32, syscall.Errno) {
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	un := n.union()
-	if un == nil {
-		return 0, syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return 0, errno
 	}
+	defer un.Release()
 	v, err := un.GetXattr(attr)
 	if err != nil {
 		return 0, errnoOf(err)
@@ -44,10 +45,11 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	un := n.union()
-	if un == nil {
-		return 0, syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return 0, errno
 	}
+	defer un.Release()
 	names, err := un.ListXattr()
 	if err != nil {
 		return 0, errnoOf(err)
@@ -61,18 +63,20 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	un := n.union()
-	if un == nil {
-		return syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return errno
 	}
+	defer un.Release()
 	return errnoOf(un.SetXattr(attr, data, int(flags)))
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	un := n.union()
-	if un == nil {
-		return syscall.ESTALE
+	un, errno := n.pin()
+	if errno != 0 {
+		return errno
 	}
+	defer un.Release()
 	return errnoOf(un.RemoveXattr(attr))
 }
 

@@ -50,6 +50,13 @@ func (r *runner) hostVirtiofs() []string {
 		return err
 	})
 	r.step(hostVioName, "dd-write-then-read-back", func() error { return checkDirectWriteDD(hostVioMount) })
+	r.step(hostVioName, "more-objects-than-descriptors", func() error {
+		note, err := checkManyObjects(hostVioMount)
+		if err == nil {
+			fmt.Printf("hostvio: more-objects-than-descriptors: %s\n", note)
+		}
+		return err
+	})
 	var view []string
 	r.step(hostVioName, "manifest", func() (err error) {
 		view, err = fixture.Manifest(hostVioMount, viewOptions)
