@@ -128,37 +128,36 @@ func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *Fil
 		return nil, nil, err
 	}
 	defer u.namespaceChanged()
+	made := u.initialPerm(mode, o)
 	u.nsMu.Lock()
-	if u.quota.q == nil && !n.lowerPositive(name) {
+	slot := upperSlot{dirfd: pfd}
+	if u.quota.q != nil || n.lowerPositive(name) {
+		// Look first: a lower name (EEXIST unless a whiteout hides
+		// it), or a quota (a taken name answers EEXIST, not EDQUOT).
+		slot, err = n.slotFor(pfd, name)
+	} else {
 		// The common case, in as few host calls as the result needs:
-		// no look at the upper name first (O_EXCL says whether it is
-		// taken; a whiteout there is the rare case below), and the
-		// descriptor the file is created with is the one the client
-		// uses. (Under a quota the name is looked at first, so that a
-		// taken name answers EEXIST before a full quota EDQUOT.)
-		made := n.u.initialPerm(mode, o)
-		fd, opath, err := u.makeFile(pfd, name, openFlags, made)
-		u.nsMu.Unlock()
-		switch {
-		case err == nil:
-			return n.adoptCreated(pfd, name, fd, opath, openFlags, mode, o)
-		case fd >= 0: // made, but not opened again
-			unix.Close(fd)
-			u.removeCounted(pfd, name, false)
-			return nil, nil, err
-		case err != unix.EEXIST:
-			return nil, nil, err
+		// O_EXCL says whether the upper has the name.
+		fd, opath, mkErr := u.makeFile(pfd, name, openFlags, made)
+		if mkErr != unix.EEXIST {
+			u.nsMu.Unlock()
+			return n.adoptCreated(pfd, name, fd, opath, openFlags, mode, o, mkErr)
 		}
-		u.nsMu.Lock()
+		// Taken: by a whiteout to replace, or by an object.
+		slot, err = n.slotFor(pfd, name)
 	}
-	slot, err := n.slotFor(pfd, name)
 	if err != nil {
 		u.nsMu.Unlock()
 		return nil, nil, err
 	}
+	if !slot.whiteout {
+		// The descriptor the file is created with is the one the
+		// client uses.
+		fd, opath, err := u.makeFile(pfd, name, openFlags, made)
+		u.nsMu.Unlock()
+		return n.adoptCreated(pfd, name, fd, opath, openFlags, mode, o, err)
+	}
 	// Replacing a marker takes the work directory; not the common case.
-	// (Without a marker, the name was made meanwhile behind the union's
-	// back, and slotFor answered EEXIST.)
 	err = u.createCounted(slot, name, u.newObjectUsage(unix.S_IFREG, 0), func() error {
 		return u.createLocked(slot, name, mode, o, func(dirfd int, name string) error {
 			fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -221,21 +220,29 @@ func (u *Union) makeFile(pfd int, name string, openFlags int, perm uint32) (fd, 
 	return fd, opath, nil
 }
 
-// adoptCreated gives the file just made as name in the upper directory
-// pfd (open at fd, and at the O_PATH opath) its owner and mode, and
-// returns its Node and File. On failure the file is removed again.
-func (n *Node) adoptCreated(pfd int, name string, fd, opath, openFlags int, mode uint32, o Owner) (*Node, *File, error) {
+// adoptCreated takes what makeFile returned for name in the upper
+// directory pfd: on success it gives the file its owner and mode and
+// returns its Node and File; on failure (makeErr or its own) it closes
+// what was opened, removes the file if it was made, and returns the error.
+func (n *Node) adoptCreated(pfd int, name string, fd, opath, openFlags int, mode uint32, o Owner, makeErr error) (*Node, *File, error) {
 	u := n.u
+	err := makeErr
 	perm := mode & 0o7777
 	var st unix.Stat_t
-	err := fstat(fd, &st)
+	if err == nil {
+		err = fstat(fd, &st)
+	}
 	if err == nil && !u.ownerStored(&st, o.UID, o.GID, perm) {
 		err = u.storeOwner(objOpen(fd), unix.S_IFREG, &o.UID, &o.GID, &perm, ownerOfNew)
 	}
 	if err != nil {
-		unix.Close(fd)
-		unix.Close(opath)
-		u.removeCounted(pfd, name, false)
+		if opath >= 0 {
+			unix.Close(opath)
+		}
+		if fd >= 0 {
+			unix.Close(fd)
+			u.removeCounted(pfd, name, false)
+		}
 		return nil, nil, err
 	}
 	c := &Node{u: u, upper: opath, name: name, typ: unix.S_IFREG, id: u.idOf(&st), parent: n.Retain()}

@@ -2,8 +2,11 @@ package union
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -175,5 +178,59 @@ func TestLookupOfHeldNameSeesHostReplacement(t *testing.T) {
 	must(t, unix.Mknod(filepath.Join(tu.upper, "f"), unix.S_IFCHR, 0))
 	if _, err := tu.walk(t, "/f"); err != unix.ENOENT {
 		t.Fatalf("a lookup of f over a whiteout: %v, want ENOENT", err)
+	}
+}
+
+// fixedQuota is a Quota of a number of inodes (bytes are not limited).
+type fixedQuota struct {
+	mu            sync.Mutex
+	inodes, limit int64
+}
+
+func (q *fixedQuota) Reserve(bytes, inodes int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.inodes+inodes > q.limit {
+		return fmt.Errorf("quota of %d inodes: %w", q.limit, unix.EDQUOT)
+	}
+	q.inodes += inodes
+	return nil
+}
+
+func (q *fixedQuota) Release(bytes, inodes int64) { q.Adjust(0, -inodes) }
+
+func (q *fixedQuota) Adjust(bytes, inodes int64) {
+	q.mu.Lock()
+	q.inodes += inodes
+	q.mu.Unlock()
+}
+
+// TestCreateUnderQuota: with a quota, a create still opens the file it
+// made (a file made read-only is written through that descriptor), and a
+// taken name answers EEXIST before a full quota answers EDQUOT.
+func TestCreateUnderQuota(t *testing.T) {
+	tu := newUnion(t, []string{"up=u"}, []string{"low=l"})
+	q := &fixedQuota{limit: 1}
+	tu.Union.Close()
+	u, err := Open(Options{Lowers: tu.lowers, Upper: tu.upper, Workdir: tu.work, Quota: q})
+	must(t, err)
+	tu.Union = u
+	root := tu.mustWalk(t, "/")
+	c, f, err := root.Create("ro", unix.O_WRONLY, 0o444, Owner{UID: 7, GID: 8})
+	must(t, err)
+	_, err = f.WriteAt([]byte("x"), 0)
+	f.Close()
+	c.Release()
+	must(t, err)
+	if st := hostStat(t, tu, "ro"); st.Mode&0o7777 != 0o444 || st.Uid != 7 || st.Gid != 8 {
+		t.Errorf("ro: host file %o %d:%d; want 0444 7:8", st.Mode&0o7777, st.Uid, st.Gid)
+	}
+	for _, name := range []string{"up", "low", "ro"} {
+		_, _, err := root.Create(name, unix.O_RDWR, 0o644, Owner{})
+		wantErrno(t, err, unix.EEXIST)
+	}
+	_, _, err = root.Create("more", unix.O_RDWR, 0o644, Owner{})
+	if !errors.Is(err, unix.EDQUOT) {
+		t.Fatalf("a create past the quota: %v, want EDQUOT", err)
 	}
 }
