@@ -128,78 +128,128 @@ func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *Fil
 		return nil, nil, err
 	}
 	defer u.namespaceChanged()
+	made := u.initialPerm(mode, o)
 	u.nsMu.Lock()
-	slot, err := n.slotFor(pfd, name)
+	slot := upperSlot{dirfd: pfd}
+	if u.quota.q != nil || n.lowerPositive(name) {
+		// Look first: a lower name (EEXIST unless a whiteout hides
+		// it), or a quota (a taken name answers EEXIST, not EDQUOT).
+		slot, err = n.slotFor(pfd, name)
+	} else {
+		// The common case, in as few host calls as the result needs:
+		// O_EXCL says whether the upper has the name.
+		fd, opath, mkErr := u.makeFile(pfd, name, openFlags, made)
+		if mkErr != unix.EEXIST {
+			u.nsMu.Unlock()
+			return n.adoptCreated(pfd, name, fd, opath, openFlags, mode, o, mkErr)
+		}
+		// Taken: by a whiteout to replace, or by an object.
+		slot, err = n.slotFor(pfd, name)
+	}
 	if err != nil {
 		u.nsMu.Unlock()
 		return nil, nil, err
 	}
-	if slot.whiteout {
-		// Replacing a marker takes the work directory; not the common case.
-		err := u.createCounted(slot, name, u.newObjectUsage(unix.S_IFREG, 0), func() error {
-			return u.createLocked(slot, name, mode, o, func(dirfd int, name string) error {
-				fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-				if err != nil {
-					return err
-				}
-				return unix.Close(fd)
-			})
-		})
+	if !slot.whiteout {
+		// The descriptor the file is created with is the one the
+		// client uses.
+		fd, opath, err := u.makeFile(pfd, name, openFlags, made)
 		u.nsMu.Unlock()
-		if err != nil {
-			return nil, nil, err
-		}
-		c, err := n.Lookup(name)
-		if err != nil {
-			return nil, nil, err
-		}
-		f, err := c.Open(openFlags)
-		if err != nil {
-			c.Release()
-			return nil, nil, err
-		}
-		return c, f, nil
+		return n.adoptCreated(pfd, name, fd, opath, openFlags, mode, o, err)
 	}
-	// The common case, in as few host calls as the result needs: the
-	// descriptor the file is created with is the one the client uses.
-	var fd int
+	// Replacing a marker takes the work directory; not the common case.
 	err = u.createCounted(slot, name, u.newObjectUsage(unix.S_IFREG, 0), func() error {
-		fd, err = unix.Openat(pfd, name, openFlags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		return err
+		return u.createLocked(slot, name, mode, o, func(dirfd int, name string) error {
+			fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+			if err != nil {
+				return err
+			}
+			return unix.Close(fd)
+		})
 	})
 	u.nsMu.Unlock()
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := n.adoptCreated(pfd, name, fd, mode, o)
+	c, err := n.Lookup(name)
 	if err != nil {
-		unix.Close(fd)
-		u.removeCounted(pfd, name, false)
 		return nil, nil, err
 	}
-	return c, &File{node: c.Retain(), fd: fd, flags: openFlags}, nil
+	f, err := c.Open(openFlags)
+	if err != nil {
+		c.Release()
+		return nil, nil, err
+	}
+	return c, f, nil
 }
 
-// adoptCreated gives the file just created as name in the upper directory
-// dirfd (open at fd) its owner and mode, and returns its Node.
-func (n *Node) adoptCreated(dirfd int, name string, fd int, mode uint32, o Owner) (*Node, error) {
-	u := n.u
+// initialPerm is the mode a new regular file is made with, before it has
+// its owner (adoptCreated). Normally 0600, so that nobody but the server
+// can open it before then. When the owner asked for is the server's own,
+// its final permission bits at once: its fstat then says whether anything
+// is left to change (the umask or a default ACL may have taken bits; a
+// setgid directory may have given another group, which could open the
+// new, empty file before the chown: the group the kernel itself gives
+// files made in that directory).
+func (u *Union) initialPerm(mode uint32, o Owner) uint32 {
 	perm := mode & 0o7777
-	if err := u.storeOwner(objOpen(fd), unix.S_IFREG, &o.UID, &o.GID, &perm, ownerOfNew); err != nil {
-		return nil, err
+	if u.ownership == Passthrough && o.UID == u.euid && o.GID == u.egid && perm&^0o777 == 0 {
+		return perm
 	}
-	pfd, err := openPathAt(dirfd, name)
+	return 0o600
+}
+
+// makeFile makes the regular file name in the upper directory pfd, where
+// nothing is (EEXIST, having made nothing, if something is), with mode
+// perm, opened with openFlags; it returns that descriptor and an O_PATH
+// one of the same file (for its Node). Call with nsMu held: the second
+// open, by name, then finds the very file the first made. If that second
+// open fails, the first descriptor is returned with the error, for the
+// caller to close and remove the file (without nsMu: removeCounted).
+func (u *Union) makeFile(pfd int, name string, openFlags int, perm uint32) (fd, opath int, err error) {
+	err = u.createCounted(upperSlot{dirfd: pfd}, name, u.newObjectUsage(unix.S_IFREG, 0), func() error {
+		fd, err = unix.Openat(pfd, name, openFlags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		return err
+	})
 	if err != nil {
-		return nil, err
+		return -1, -1, err
 	}
+	if opath, err = openPathAt(pfd, name); err != nil {
+		return fd, -1, err
+	}
+	return fd, opath, nil
+}
+
+// adoptCreated takes what makeFile returned for name in the upper
+// directory pfd: on success it gives the file its owner and mode and
+// returns its Node and File; on failure (makeErr or its own) it closes
+// what was opened, removes the file if it was made, and returns the error.
+func (n *Node) adoptCreated(pfd int, name string, fd, opath, openFlags int, mode uint32, o Owner, makeErr error) (*Node, *File, error) {
+	u := n.u
+	err := makeErr
+	perm := mode & 0o7777
 	var st unix.Stat_t
-	if err := fstat(pfd, &st); err != nil {
-		unix.Close(pfd)
-		return nil, err
+	if err == nil {
+		err = fstat(fd, &st)
 	}
-	c := &Node{u: u, upper: pfd, name: name, typ: unix.S_IFREG, id: u.idOf(&st), parent: n.Retain()}
+	if err == nil && !u.ownerStored(&st, o.UID, o.GID, perm) {
+		err = u.storeOwner(objOpen(fd), unix.S_IFREG, &o.UID, &o.GID, &perm, ownerOfNew)
+	}
+	if err != nil {
+		if opath >= 0 {
+			unix.Close(opath)
+		}
+		if fd >= 0 {
+			unix.Close(fd)
+			u.removeCounted(pfd, name, false)
+		}
+		return nil, nil, err
+	}
+	c := &Node{u: u, upper: opath, name: name, typ: unix.S_IFREG, id: u.idOf(&st), parent: n.Retain()}
+	c.upperDev, c.upperIno = st.Dev, st.Ino
 	c.refs.Store(1)
-	return u.nodes.share(c), nil
+	c = u.nodes.share(c)
+	return c, &File{node: c.Retain(), fd: fd, flags: openFlags}, nil
 }
 
 // Mkdir makes a directory.

@@ -69,6 +69,14 @@ func (n *Node) Lookup(name string) (*Node, error) {
 	lowerDirs := n.lowers
 	n.mu.Unlock()
 
+	if upperDir >= 0 {
+		if c := n.u.nodes.held(n, name); c != nil {
+			if c.stillAt(upperDir, name) {
+				return c, nil
+			}
+			c.Release()
+		}
+	}
 	c := &Node{u: n.u, upper: -1, name: name}
 	c.refs.Store(1)
 	found, err := c.fill(upperDir, lowerDirs)
@@ -88,6 +96,21 @@ func (n *Node) Lookup(name string) (*Node, error) {
 	}
 	c.parent = n.Retain()
 	return n.u.nodes.share(c), nil
+}
+
+// stillAt reports whether the upper object c was made with (a Node in the
+// table at name in the directory upperDir) is still the entry name there.
+// Then a lookup would find what c holds, and end in the table at c: the
+// Node of an object is kept up to date by every change the union makes
+// (a copy-up, a metacopy's data copied, a rename), so there is nothing
+// to read again. The one host call is an lstat; a Node whose upper object
+// came from a copy-up (upperIno 0) is looked up in full.
+func (c *Node) stillAt(upperDir int, name string) bool {
+	if c.upperIno == 0 {
+		return false
+	}
+	var st unix.Stat_t
+	return lstatAt(upperDir, name, &st) == nil && st.Ino == c.upperIno && st.Dev == c.upperDev
 }
 
 // fill looks c.name up in the given parent directories and records what it
@@ -116,6 +139,7 @@ func (c *Node) fill(upperDir int, lowerDirs []lowerObj) (bool, error) {
 				return false, err
 			}
 			c.upper = fd
+			c.upperDev, c.upperIno = st.Dev, st.Ino
 			c.typ = st.Mode & unix.S_IFMT
 			c.id = u.readOrigin(fd, c.typ == unix.S_IFLNK, upperDir, name)
 			if c.id == 0 {

@@ -29,6 +29,13 @@ type Node struct {
 	typ    uint32     // S_IFMT bits; never changes for a Node
 	id     uint64     // stable id; never changes for a Node
 
+	// upperDev, upperIno: st_dev and st_ino of the upper object as the
+	// lookup or create that made n found it, or zero (n got its upper
+	// object by a copy-up). Set before n is shared; never changed. A
+	// lookup that finds this very object at n's place answers n
+	// (lookup.go).
+	upperDev, upperIno uint64
+
 	// redirected: its lower objects were found by a redirect. Set by
 	// fill, before the Node is shared.
 	redirected bool

@@ -31,9 +31,20 @@ import "sync"
 // lookup under mu), so a Node whose count reached zero is never handed
 // out again; its last Release takes it out of the table.
 type nodeTable struct {
-	mu    sync.Mutex
-	byID  map[uint64][]*Node
-	count int // Nodes in the table, for tests and figures
+	mu   sync.Mutex
+	byID map[uint64][]*Node
+	// byName: the Node in the table at each (parent, name), for a
+	// lookup of a name whose object is held (held). Where the host
+	// changed behind the union and two Nodes share a place, the one
+	// entered last.
+	byName map[nameKey]*Node
+	count  int // Nodes in the table, for tests and figures
+}
+
+// nameKey is a Node's place: its parent Node and its name there.
+type nameKey struct {
+	parent *Node
+	name   string
 }
 
 // intern returns the Node of the object c describes: an existing one
@@ -54,15 +65,29 @@ func (t *nodeTable) intern(c *Node) *Node {
 		// n is being released: c takes its place.
 		list[i] = c
 		c.hashed = true
+		t.byName[nameKey{c.parent, c.name}] = c
 		return c
 	}
 	if t.byID == nil {
 		t.byID = make(map[uint64][]*Node)
+		t.byName = make(map[nameKey]*Node)
 	}
 	t.byID[c.id] = append(list, c)
+	t.byName[nameKey{c.parent, c.name}] = c
 	t.count++
 	c.hashed = true
 	return c
+}
+
+// held returns a new reference to the Node in the table at name in
+// parent, or nil if there is none (or it is being released).
+func (t *nodeTable) held(parent *Node, name string) *Node {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n := t.byName[nameKey{parent, name}]; n != nil && n.tryRetain() {
+		return n
+	}
+	return nil
 }
 
 // share is intern for a Node just made with one reference: when the
@@ -81,6 +106,9 @@ func (t *nodeTable) removeLocked(n *Node) {
 		return
 	}
 	n.hashed = false
+	if k := (nameKey{n.parent, n.name}); t.byName[k] == n {
+		delete(t.byName, k)
+	}
 	list := t.byID[n.id]
 	for i, m := range list {
 		if m == n {
@@ -110,7 +138,13 @@ func (t *nodeTable) move(n, newParent *Node, newName string) {
 	t.mu.Lock()
 	n.mu.Lock()
 	old := n.parent
+	if k := (nameKey{old, n.name}); n.hashed && t.byName[k] == n {
+		delete(t.byName, k)
+	}
 	n.parent, n.name = np, newName
+	if n.hashed {
+		t.byName[nameKey{np, newName}] = n
+	}
 	n.mu.Unlock()
 	t.mu.Unlock()
 	if old != nil {

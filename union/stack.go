@@ -79,6 +79,11 @@ type Union struct {
 	privileged     bool
 	devs           *devIndex // lowerSet.devs
 	copyups        copyUpLocks
+
+	// euid, egid: the server's, which every object it makes starts with
+	// (create.go).
+	euid, egid uint32
+
 	// noEmptyPathLink: linking an O_TMPFILE by its descriptor was refused
 	// once (no CAP_DAC_READ_SEARCH); copy-ups link through /proc since.
 	noEmptyPathLink atomic.Bool
@@ -123,6 +128,7 @@ func Open(opts Options) (*Union, error) {
 	}
 	u := &Union{work: -1}
 	u.privileged = os.Geteuid() == 0
+	u.euid, u.egid = uint32(os.Geteuid()), uint32(os.Getegid())
 	u.ownership = opts.Ownership
 	u.redirectDir = opts.RedirectDir
 	u.metacopy = opts.Metacopy

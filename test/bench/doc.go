@@ -15,7 +15,11 @@
 //     a whole listing of a 10k-entry merged directory, and sequential
 //     reads and writes at msize 64 KiB and 1 MiB (diod grants at most
 //     64 KiB; the msize each server granted is printed). Each case runs
-//     with 1 and 4 parallel connections.
+//     with 1 and 4 parallel connections. The create case runs again with
+//     both servers' trees on a journaled ext4 loop image
+//     (-create-journal), printed after the first table: on ext4 without
+//     a journal creating an inode costs more the more inodes anyone freed
+//     nearby in the last minutes (journal.go).
 //   - layers: union9p over three lowers and an upper against union9p
 //     over a single directory, on the metadata workloads.
 //   - copyup: the first write to a 1 GiB lower file (open O_WRONLY, write
@@ -37,6 +41,11 @@
 // and of the bench's own client (cputime.go): they move less with the
 // machine's load than rates do, and show when a case is bound by the
 // client rather than by the server.
+//
+// A run keeps what it creates until it ends. On ext4 without a journal
+// it first waits until the inodes the previous run freed (dated in
+// DIR/.union9p-bench-freed) are no longer skipped by the allocator, at
+// most a minute, and says so in its output (journal.go).
 //
 // The run is bounded (-timeout) and cleans up after itself on success,
 // error or SIGINT/SIGTERM: server processes, overlayfs and XFS mounts,

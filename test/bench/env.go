@@ -17,7 +17,7 @@ func environment(union9pBinary, benchDir string) string {
 		}
 	}
 	return fmt.Sprintf("env: kernel %s; cpu %s x%d; union9p built with %s; diod %s; bench dir on %s",
-		hostenv.KernelRelease(), hostenv.CPUModel(), runtime.NumCPU(), goVersion, hostenv.PackageVersion("diod"), fsType(benchDir))
+		hostenv.KernelRelease(), hostenv.CPUModel(), runtime.NumCPU(), goVersion, hostenv.PackageVersion("diod"), journalNote(benchDir))
 }
 
 // fsType names the filesystem holding dir (ext4, xfs, tmpfs...).

@@ -35,6 +35,9 @@ type config struct {
 	TenantServers int
 	Timeout       time.Duration
 	Keep          bool
+
+	// CreateJournal: the create case also on a journaled ext4 image.
+	CreateJournal bool
 }
 
 // sectionNames lists the parts of a run, in order.
@@ -58,6 +61,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.CopyUpRounds, "copyup-rounds", 5, "copy-up rounds per side and filesystem")
 	fs.BoolVar(&cfg.XFS, "xfs", true, "also measure copy-up on a reflink XFS loop image")
 	fs.BoolVar(&cfg.ChownJournal, "chown-journal", true, "also measure chown -R on a journaled ext4 loop image")
+	fs.BoolVar(&cfg.CreateJournal, "create-journal", true, "also measure create+write (servers section) on a journaled ext4 loop image")
 	fs.IntVar(&cfg.StraceOps, "strace-ops", 500, "operations per workload counted under strace")
 	fs.IntVar(&cfg.MemoryFiles, "memory-files", 1_000_000, "distinct lower files walked by the memory section")
 	fs.IntVar(&cfg.TenantFiles, "tenants-files", 100_000, "lower files every tenant walks in the tenants section")
@@ -154,7 +158,12 @@ func bench(ctx context.Context, cl *cleanups, cfg config, out io.Writer) error {
 	if cfg.Keep {
 		progress("keeping %s", tmp)
 	} else {
-		cl.add("remove "+tmp, func() error { return removeTree(tmp) })
+		cl.add("remove "+tmp, func() error {
+			if err := removeTree(tmp); err != nil {
+				return err
+			}
+			return markFreed(cfg.Dir) // journal.go
+		})
 	}
 	binary := cfg.Union9p
 	if binary == "" {
@@ -166,6 +175,11 @@ func bench(ctx context.Context, cl *cleanups, cfg config, out io.Writer) error {
 	fmt.Fprintf(out, "union9p benchmarks, %s\n", time.Now().Format(time.DateTime))
 	fmt.Fprintln(out, environment(binary, tmp))
 	printPlan(out, cfg.Plan)
+	if err := settleFreed(ctx, cfg.Dir, out); err != nil {
+		return err
+	}
+	// One journaled ext4 image for the sections that measure on one too.
+	img := &journalImage{dir: filepath.Join(tmp, "ext4"), size: cfg.CopyUpSize*5 + (1 << 30)}
 
 	var fx *serverFixture
 	if cfg.Sections["servers"] || cfg.Sections["syscalls"] {
@@ -177,6 +191,11 @@ func bench(ctx context.Context, cl *cleanups, cfg config, out io.Writer) error {
 	if cfg.Sections["servers"] {
 		if err := sectionServers(ctx, cfg, fx, out); err != nil {
 			return err
+		}
+		if cfg.CreateJournal {
+			if err := sectionCreateJournal(ctx, cl, cfg, binary, img, out); err != nil {
+				return err
+			}
 		}
 	}
 	if cfg.Sections["layers"] {
@@ -199,12 +218,11 @@ func bench(ctx context.Context, cl *cleanups, cfg config, out io.Writer) error {
 			return err
 		}
 		if cfg.ChownJournal {
-			progress("chown: making a journaled ext4 loop image")
-			mnt, err := mountJournaledExt4(ctx, cl, filepath.Join(tmp, "chown-ext4"), cfg.CopyUpSize*5+(512<<20))
+			mnt, err := img.mount(ctx, cl)
 			if err != nil {
 				return err
 			}
-			if err := sectionChown(ctx, cl, cfg, binary, mnt, "ext4 with a journal (loop image, mkfs.ext4 defaults)", out); err != nil {
+			if err := sectionChown(ctx, cl, cfg, binary, filepath.Join(mnt, "chown"), journalImageName, out); err != nil {
 				return err
 			}
 		}

@@ -16,29 +16,10 @@ type serverFixture struct {
 	Floor         *server // floor.go
 }
 
-// startServerFixture builds the trees in dir and starts both servers.
+// startServerFixture builds the trees in dir and starts both servers and
+// the floor server.
 func startServerFixture(ctx context.Context, cl *cleanups, binary, dir string) (*serverFixture, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	seq := filepath.Join(dir, "seqdata")
-	if err := writeSeqData(seq); err != nil {
-		return nil, err
-	}
-	layered, err := buildStack(filepath.Join(dir, "union"), 3, seq)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := buildStack(filepath.Join(dir, "plain"), 1, seq)
-	if err != nil {
-		return nil, err
-	}
-	syncAll()
-	u, err := startUnion9p(ctx, cl, "union9p", binary, layered, dir)
-	if err != nil {
-		return nil, err
-	}
-	d, err := startDiod(ctx, cl, plain.Dir(), dir)
+	u, d, layered, err := startServerPair(ctx, cl, binary, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +28,34 @@ func startServerFixture(ctx context.Context, cl *cleanups, binary, dir string) (
 		return nil, err
 	}
 	return &serverFixture{Union9p: u, Diod: d, Floor: f}, nil
+}
+
+// startServerPair builds the trees in dir and starts union9p on the
+// layered one and diod on the plain one; it returns the layered stack.
+func startServerPair(ctx context.Context, cl *cleanups, binary, dir string) (u, d *server, layered stack, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, stack{}, err
+	}
+	seq := filepath.Join(dir, "seqdata")
+	if err := writeSeqData(seq); err != nil {
+		return nil, nil, stack{}, err
+	}
+	layered, err = buildStack(filepath.Join(dir, "union"), 3, seq)
+	if err != nil {
+		return nil, nil, stack{}, err
+	}
+	plain, err := buildStack(filepath.Join(dir, "plain"), 1, seq)
+	if err != nil {
+		return nil, nil, stack{}, err
+	}
+	syncAll()
+	if u, err = startUnion9p(ctx, cl, "union9p", binary, layered, dir); err != nil {
+		return nil, nil, stack{}, err
+	}
+	if d, err = startDiod(ctx, cl, plain.Dir(), dir); err != nil {
+		return nil, nil, stack{}, err
+	}
+	return u, d, layered, nil
 }
 
 // sectionServers: union9p against diod on every workload.
