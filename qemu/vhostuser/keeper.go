@@ -170,7 +170,8 @@ func (w *Worker) stop() {
 // Serve holds one QEMU connection (a connected unix stream socket,
 // blocking) until QEMU closes it or sends what the device cannot
 // follow; workers are started, and restarted, meanwhile. It stops the
-// last worker before returning, and does not close conn.
+// last worker before returning, and does not close conn (it may shut
+// it down: a state refused by a new worker ends the connection).
 func (k *Keeper) Serve(conn int) error {
 	c, err := newKeptConn(k, conn)
 	if err != nil {
@@ -189,6 +190,12 @@ func (k *Keeper) Serve(conn int) error {
 	buf := make([]byte, headerSize+maxPayload)
 	for {
 		m, err := readMessage(conn, buf)
+		if ferr := c.fatalErr(); ferr != nil {
+			if m != nil {
+				m.closeFds()
+			}
+			return fmt.Errorf("vhost-user: %w", ferr)
+		}
 		if err == errClosed {
 			return nil
 		}
@@ -216,6 +223,7 @@ type keptConn struct {
 	// order, after the replay.
 	mu         sync.Mutex
 	w          *Worker // nil while no worker serves
+	fatal      error   // set when a worker refused the kept state: QEMU's connection ends
 	inflightFd int
 	log        *inflightLog // the keeper's mapping: read only while no worker runs
 
@@ -314,6 +322,17 @@ func (c *keptConn) supervise() {
 			c.w = w
 		}
 		c.mu.Unlock()
+		if errors.Is(err, errRefused) {
+			// QEMU set up something no worker can follow (it came
+			// while no worker ran, so nothing refused it then): as if
+			// it had been refused on arrival, QEMU's connection ends.
+			w.stop()
+			c.mu.Lock()
+			c.fatal = fmt.Errorf("the device's state was refused: %w", err)
+			c.mu.Unlock()
+			_ = unix.Shutdown(c.qemu, unix.SHUT_RDWR) // wakes Serve's read
+			return
+		}
 		if err != nil {
 			cfg.Logger.Printf("vhost-user keeper: hand the device to a new worker: %v", err)
 			w.stop()
@@ -343,6 +362,12 @@ func (c *keptConn) supervise() {
 		}
 		backoff = min(2*backoff, cfg.MaxBackoff)
 	}
+}
+
+func (c *keptConn) fatalErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fatal
 }
 
 // wait waits d; false if the connection ended meanwhile.

@@ -424,3 +424,28 @@ func TestKeeperRandomMessages(t *testing.T) {
 		t.Errorf("%d workers for 25 connections", len(started))
 	}
 }
+
+// TestKeeperRefusedReplay: a setup QEMU sent while no worker ran, which
+// the next worker refuses, ends QEMU's connection (instead of workers
+// being restarted on it forever).
+func TestKeeperRefusedReplay(t *testing.T) {
+	f := newKeeperFront(t, 1, 300*time.Millisecond)
+	w := f.worker()
+	w.Process.Kill()
+	f.ack() // the keeper finds the worker gone
+	addr := make([]byte, 40)
+	binary.LittleEndian.PutUint64(addr[8:], 0x10)
+	binary.LittleEndian.PutUint64(addr[16:], 0x10)
+	binary.LittleEndian.PutUint64(addr[24:], 0x10)
+	f.send(msgSetVringAddr, addr)
+	f.ack() // kept, not refused: no worker to map it
+	select {
+	case err := <-f.served:
+		if err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Fatalf("Serve returned %v", err)
+		}
+		f.served <- err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not end")
+	}
+}
