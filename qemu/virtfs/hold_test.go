@@ -370,3 +370,30 @@ func BenchmarkGetattr(b *testing.B) {
 		})
 	}
 }
+
+// TestIdleNodesForgotten: FORGET of nodes, held or let go, leaves the
+// union holding nothing for them, and the names can be looked up again.
+func TestIdleNodesForgotten(t *testing.T) {
+	const files = 4 * holdTestMax
+	h := newHoldFS(t, files)
+	a, _ := h.mustLookup(1, "a")
+	b, _ := h.mustLookup(a, "b")
+	nodes := make([]uint64, files)
+	for i := range nodes {
+		nodes[i], _ = h.mustLookup(b, fmt.Sprintf("f%03d", i))
+	}
+	for _, n := range nodes {
+		h.p.raw.Forget(n, 1)
+	}
+	// Left: the root, a, b (held or let go), nothing of the files.
+	if live := h.u.Live(); live > 3 {
+		t.Fatalf("after FORGET of every file the union holds %d nodes, want at most 3", live)
+	}
+	if n := h.p.held.Len(); n > 2 {
+		t.Fatalf("after FORGET of every file %d nodes are on the held list", n)
+	}
+	n, ino := h.mustLookup(b, "f000")
+	if attr, st := h.getattr(n); !st.Ok() || attr.Ino != ino {
+		t.Fatalf("GETATTR after FORGET and LOOKUP: %v, ino %d want %d", st, attr.Ino, ino)
+	}
+}
