@@ -64,7 +64,7 @@ func request(op uint32, unique, node uint64, args []byte) [][]byte {
 	return [][]byte{b[:7], b[7:]}
 }
 
-func outHeader(t *testing.T, out []byte, n int, unique uint64) int32 {
+func outHeader(t testing.TB, out []byte, n int, unique uint64) int32 {
 	t.Helper()
 	if n < outHeaderSize {
 		t.Fatalf("reply of %d bytes", n)
