@@ -14,6 +14,9 @@ import "sync"
 // copies each name of a lower hard link up on its own (without its
 // index), so a Node is one name of an object: the table holds, per id, one
 // Node per (parent Node, name). Nearly always that is one Node.
+// The table also knows each Node by that place, (parent, name), so that a
+// lookup of a name whose Node is held answers it after one lstat
+// (lookup.go: stillAt).
 //
 // A Node is in the table while it is referenced and its name still names
 // its object. It leaves it when its last reference is dropped (so memory
