@@ -302,20 +302,19 @@ func (d *Device) vringMessage(conn int, m *message) error {
 
 // vringFd follows SET_VRING_KICK, CALL and ERR.
 func (d *Device) vringFd(m *message) error {
-	v, err := m.u64()
+	index, fd, err := vringFdArg(m)
 	if err != nil {
 		return err
 	}
-	q, err := d.queue(uint32(v & kickIndexMask))
+	q, err := d.queue(index)
 	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		return err
 	}
 	var f *os.File
-	if v&kickNoFd == 0 {
-		fd := m.takeFd()
-		if fd < 0 {
-			return fmt.Errorf("queue %d: no descriptor", q.index)
-		}
+	if fd >= 0 {
 		if err := unix.SetNonblock(fd, true); err != nil {
 			unix.Close(fd)
 			return err
@@ -324,9 +323,6 @@ func (d *Device) vringFd(m *message) error {
 	}
 	switch m.req {
 	case msgSetVringKick:
-		if f == nil {
-			return fmt.Errorf("queue %d: polling mode (no kick descriptor) is not supported", q.index)
-		}
 		q.stopRing()
 		if q.kick != nil {
 			q.kick.Close()

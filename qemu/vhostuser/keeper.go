@@ -681,21 +681,14 @@ func reply8(fd int, m *message, p []byte) error {
 
 // vringFd keeps a queue's kick or call eventfd.
 func (c *keptConn) vringFd(m *message) error {
-	v, err := m.u64()
+	index, fd, err := vringFdArg(m)
 	if err != nil {
 		return err
 	}
-	q, err := c.queue(uint32(v & kickIndexMask))
+	q, err := c.queue(index)
 	if err != nil {
+		closeAll([]int{fd})
 		return err
-	}
-	fd := -1
-	if v&kickNoFd == 0 {
-		if fd = m.takeFd(); fd < 0 {
-			return fmt.Errorf("queue %d: no descriptor", v&kickIndexMask)
-		}
-	} else if m.req == msgSetVringKick {
-		return fmt.Errorf("queue %d: polling mode (no kick descriptor) is not supported", v&kickIndexMask)
 	}
 	slot := &q.call
 	if m.req == msgSetVringKick {

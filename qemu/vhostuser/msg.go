@@ -232,3 +232,22 @@ func replyU64(fd int, m *message, v uint64) error {
 	binary.LittleEndian.PutUint64(b[:], v)
 	return reply(fd, m, b[:])
 }
+
+// vringFdArg reads the payload of SET_VRING_KICK, CALL or ERR: the queue
+// index and the eventfd that came with it (-1 when the message says it
+// has none). A kick without a descriptor (polling mode) is refused.
+func vringFdArg(m *message) (index uint32, fd int, err error) {
+	v, err := m.u64()
+	if err != nil {
+		return 0, -1, err
+	}
+	index, fd = uint32(v&kickIndexMask), -1
+	if v&kickNoFd == 0 {
+		if fd = m.takeFd(); fd < 0 {
+			return index, -1, fmt.Errorf("queue %d: no descriptor", index)
+		}
+	} else if m.req == msgSetVringKick {
+		return index, -1, fmt.Errorf("queue %d: polling mode (no kick descriptor) is not supported", index)
+	}
+	return index, fd, nil
+}
