@@ -19,7 +19,9 @@ import (
 // Only write-only opens: a write-only descriptor can never be mmapped,
 // while a direct-io open that is mmapped MAP_SHARED fails with ENODEV on
 // the guest's Linux 6.1 (6.6 has FUSE_DIRECT_IO_ALLOW_MMAP for that), so
-// reads, and read-write opens, keep the page cache.
+// reads, and read-write opens, keep the page cache. Where the guest
+// accepted FUSE_DIRECT_IO_ALLOW_MMAP (6.6+), every open is direct
+// instead: see directmmap.go for that rule and its coherence.
 //
 // Coherence. Linux 6.1's direct write does not drop other opens' cached
 // pages of the inode, so after a direct write the next open of the file
@@ -33,9 +35,10 @@ import (
 // Not on the host FUSE mount behind virtio-9p (Mount): QEMU's 9p server
 // does its own writes there, in msize pieces, and has no use for it.
 
-// openFlags is the FOPEN_ answer for an open of n with open(2) flags
-// flags, and whether that open writes direct (its writes must then call
-// n.wroteDirect). Safe for concurrent use.
+// openFlags is the FOPEN_ answer for an open of n (a regular file: the
+// only kind FUSE opens) with open(2) flags flags, and whether that open
+// is direct (its writes must then call n.wroteDirect). Safe for
+// concurrent use.
 func (n *node) openFlags(flags uint32) (fopen uint32, direct bool) {
 	fopen = fuse.FOPEN_KEEP_CACHE
 	// Swap, not Load: an open that saw the mark drops the guest's pages,
@@ -44,7 +47,7 @@ func (n *node) openFlags(flags uint32) (fopen uint32, direct bool) {
 	if n.staleCache.Swap(false) {
 		fopen = 0
 	}
-	if n.writeDirect && flags&syscall.O_ACCMODE == syscall.O_WRONLY {
+	if n.writeDirect && (flags&syscall.O_ACCMODE == syscall.O_WRONLY || n.readDirect != nil && n.readDirect.Load()) {
 		fopen |= fuse.FOPEN_DIRECT_IO
 		direct = true
 	}

@@ -31,9 +31,12 @@ type node struct {
 	root bool         // the root: always holds its union.Node
 
 	// writeDirect: answer write-only opens FOPEN_DIRECT_IO (virtio-fs;
-	// set on the root, inherited by every node). staleCache: a direct
-	// write changed the file since its last open (directio.go).
+	// set on the root, inherited by every node). readDirect (nil on the
+	// FUSE mount): the Protocol's flag that makes every open direct
+	// (directmmap.go), inherited likewise. staleCache: a direct write
+	// changed the file since its last open (directio.go).
 	writeDirect bool
+	readDirect  *atomic.Bool
 	staleCache  atomic.Bool
 	squash      Squash // set on the root, inherited by every node (squash.go)
 
@@ -99,6 +102,7 @@ func adopt(ctx context.Context, parent *node, un *union.Node, out *fuse.EntryOut
 	out.SetAttrTimeout(CacheTTL)
 	n := newNode(parent.u, parent.b, parent.h, un)
 	n.writeDirect = parent.writeDirect
+	n.readDirect = parent.readDirect
 	n.squash = parent.squash
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: a.Mode & unix.S_IFMT, Ino: a.ID})
 	if ch.Operations() == n {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -36,6 +37,10 @@ type Protocol struct {
 	root   *node              // for tests
 	held   *held
 	logger *log.Logger
+
+	// readDirect: the guest accepted FUSE_DIRECT_IO_ALLOW_MMAP, so
+	// read opens are direct-io too (directmmap.go). Shared by every node.
+	readDirect atomic.Bool
 }
 
 // NewProtocol prepares to serve u with the owners squash gives; logger
@@ -77,12 +82,17 @@ func newProtocolHeld(u *union.Union, logger *log.Logger, maxHeld int) (*Protocol
 	// No writeback cache (FUSE_WRITEBACK_CACHE): tried, and bench-guest's
 	// dd write (32 MiB, conv=fsync) went from 0.60 s write-through to
 	// 1.67 s, the guest's writeback copying and sending page by page.
+	// Accepted only where the guest offers it (go-fuse ANDs these with
+	// the INIT request's flags); Handle then notes it (directmmap.go).
+	opts.MountOptions.ExtraCapabilities |= fuse.CAP_DIRECT_IO_ALLOW_MMAP
 	h := newHeld(maxHeld)
 	rootNode := newNode(u, nil, h, root)
 	rootNode.root = true
 	rootNode.writeDirect = true // write-only opens are direct-io (directio.go)
 	rawFS := &noOpendir{fs.NewNodeFS(rootNode, opts)}
-	return &Protocol{ps: fuse.NewProtocolServer(rawFS, &opts.MountOptions), u: u, raw: rawFS, root: rootNode, held: h, logger: logger}, nil
+	p := &Protocol{ps: fuse.NewProtocolServer(rawFS, &opts.MountOptions), u: u, raw: rawFS, root: rootNode, held: h, logger: logger}
+	rootNode.readDirect = &p.readDirect
+	return p, nil
 }
 
 // outHeaderSize is struct fuse_out_header: len, error, unique.
@@ -100,6 +110,7 @@ func (p *Protocol) Handle(queue int, in, out [][]byte) int {
 	}
 	n, st := p.ps.HandleRequest(in, out)
 	if st.Ok() {
+		p.sawInit(in, out, n)
 		return n
 	}
 	return p.reply(in, out, syscall.EIO)

@@ -17,7 +17,6 @@ const (
 	opLookup     = 1
 	opRead       = 15
 	opOpen       = 14
-	opInit       = 26
 	opMkdir      = 9
 	inHeaderSize = 40
 )

@@ -50,6 +50,17 @@ func (r *runner) hostVirtiofs() []string {
 		return err
 	})
 	r.step(hostVioName, "dd-write-then-read-back", func() error { return checkDirectWriteDD(hostVioMount) })
+	// Direct reads where the kernel allows mmap of direct-io files
+	// (checks_directmmap.go).
+	r.step(hostVioName, "direct-reads-by-kernel", func() error {
+		note, err := checkDirectReadsByKernel(hostVioMount)
+		if err == nil {
+			fmt.Printf("hostvio: direct-reads-by-kernel: %s\n", note)
+		}
+		return err
+	})
+	r.step(hostVioName, "write-mmap-coherence", func() error { return checkWriteMmapCoherence(hostVioMount) })
+	r.step(hostVioName, "exec-from-mount", func() error { return checkExecFromMount(hostVioMount) })
 	r.step(hostVioName, "more-objects-than-descriptors", func() error {
 		note, err := checkManyObjects(hostVioMount)
 		if err == nil {
