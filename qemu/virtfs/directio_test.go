@@ -20,17 +20,7 @@ const opWrite = 16
 func TestProtocolWriteOnlyOpensAreDirect(t *testing.T) {
 	p, upper := newProtocol(t)
 	init := initArgs()
-	out := make([]byte, 4096)
-	unique := uint64(1)
-	call := func(op uint32, node uint64, args []byte) []byte {
-		t.Helper()
-		unique++
-		n := p.Handle(1, request(op, unique, node, args), [][]byte{out})
-		if e := outHeader(t, out, n, unique); e != 0 {
-			t.Fatalf("op %d: error %d", op, e)
-		}
-		return out[outHeaderSize:n]
-	}
+	call := caller(t, p)
 	call(opInit, 0, init)
 	node := binary.LittleEndian.Uint64(call(opLookup, 1, []byte("f\x00")))
 	open := func(flags uint32) (fh uint64, fopen uint32) {

@@ -16,17 +16,7 @@ import (
 // (the guest remounts) decides again.
 func TestProtocolDirectReadsWhereMmapAllowed(t *testing.T) {
 	p, _ := newProtocol(t)
-	out := make([]byte, 4096)
-	unique := uint64(1)
-	call := func(op uint32, node uint64, args []byte) []byte {
-		t.Helper()
-		unique++
-		n := p.Handle(1, request(op, unique, node, args), [][]byte{out})
-		if e := outHeader(t, out, n, unique); e != 0 {
-			t.Fatalf("op %d: error %d", op, e)
-		}
-		return out[outHeaderSize:n]
-	}
+	call := caller(t, p)
 	// initWith sends INIT with flags and flags2 and returns the reply's.
 	initWith := func(flags, flags2 uint32) (uint32, uint32) {
 		t.Helper()

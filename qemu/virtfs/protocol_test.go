@@ -51,6 +51,23 @@ func newProtocolSquashed(t *testing.T, squash Squash) (*Protocol, string) {
 	return p, upper
 }
 
+// caller returns a function that sends one request to p and returns its
+// reply's body, failing the test on an error reply. The body is valid
+// until the next call.
+func caller(t *testing.T, p *Protocol) func(op uint32, node uint64, args []byte) []byte {
+	out := make([]byte, 4096)
+	unique := uint64(1)
+	return func(op uint32, node uint64, args []byte) []byte {
+		t.Helper()
+		unique++
+		n := p.Handle(1, request(op, unique, node, args), [][]byte{out})
+		if e := outHeader(t, out, n, unique); e != 0 {
+			t.Fatalf("op %d: error %d", op, e)
+		}
+		return out[outHeaderSize:n]
+	}
+}
+
 // request builds fuse_in_header + args, split into two buffers at an
 // odd place (guest pages need not match the structures).
 func request(op uint32, unique, node uint64, args []byte) [][]byte {
