@@ -422,10 +422,10 @@ func TestGetVringBase(t *testing.T) {
 	}
 }
 
-// TestBadMessages: a message the device cannot follow ends the
-// connection with an error, never a crash.
-func TestBadMessages(t *testing.T) {
-	cases := map[string]func(f *front){
+// badMessages are messages from QEMU that neither a device nor a keeper
+// follows: each must end its connection, never crash the process.
+func badMessages() map[string]func(f *front) {
+	return map[string]func(f *front){
 		"unknown request":      func(f *front) { f.send(999, nil) },
 		"queue out of range":   func(f *front) { f.send(msgSetVringNum, state(7, 8)) },
 		"queue size not 2^n":   func(f *front) { f.send(msgSetVringNum, state(0, 6)) },
@@ -444,6 +444,12 @@ func TestBadMessages(t *testing.T) {
 		},
 		"polling mode": func(f *front) { f.send(msgSetVringKick, u64(kickNoFd)) },
 	}
+}
+
+// TestBadMessages: a message the device cannot follow ends the
+// connection with an error, never a crash.
+func TestBadMessages(t *testing.T) {
+	cases := badMessages()
 	for name, bad := range cases {
 		t.Run(name, func(t *testing.T) {
 			f := newFront(t, 1)

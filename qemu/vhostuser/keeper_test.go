@@ -266,32 +266,14 @@ func TestKeeperNoWorker(t *testing.T) {
 // ends that QEMU connection and stops its worker; the keeper serves the
 // next connection.
 func TestKeeperBadMessages(t *testing.T) {
-	cases := map[string]func(f *front){
-		"unknown request":      func(f *front) { f.send(999, nil) },
-		"queue out of range":   func(f *front) { f.send(msgSetVringNum, state(7, 8)) },
-		"queue size not 2^n":   func(f *front) { f.send(msgSetVringNum, state(0, 6)) },
-		"short payload":        func(f *front) { f.send(msgSetVringNum, []byte{1}) },
-		"features not offered": func(f *front) { f.send(msgSetFeatures, u64(1<<63)) },
-		"private message":      func(f *front) { f.send(msgKeeperInflight, nil) },
-		"memory table without fds": func(f *front) {
-			mt := make([]byte, memTableHeader+memRegionSize)
-			binary.LittleEndian.PutUint32(mt, 1)
-			f.send(msgSetMemTable, mt)
-		},
-		"ring outside memory (the worker refuses)": func(f *front) {
-			addr := make([]byte, 40)
-			binary.LittleEndian.PutUint64(addr[8:], 0x10)
-			binary.LittleEndian.PutUint64(addr[16:], 0x10)
-			binary.LittleEndian.PutUint64(addr[24:], 0x10)
-			f.send(msgSetVringAddr, addr)
-		},
-		"payload too large": func(f *front) {
-			b := make([]byte, headerSize)
-			binary.LittleEndian.PutUint32(b, msgSetOwner)
-			binary.LittleEndian.PutUint32(b[8:], 1<<30)
-			unix.Write(f.conn, b)
-		},
-		"polling mode": func(f *front) { f.send(msgSetVringKick, u64(kickNoFd)) },
+	cases := badMessages()
+	cases["private message"] = func(f *front) { f.send(msgKeeperInflight, nil) }
+	cases["ring outside memory (the worker refuses)"] = func(f *front) {
+		addr := make([]byte, 40)
+		binary.LittleEndian.PutUint64(addr[8:], 0x10)
+		binary.LittleEndian.PutUint64(addr[16:], 0x10)
+		binary.LittleEndian.PutUint64(addr[24:], 0x10)
+		f.send(msgSetVringAddr, addr)
 	}
 	for name, bad := range cases {
 		t.Run(name, func(t *testing.T) {
