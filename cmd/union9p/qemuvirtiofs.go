@@ -31,8 +31,8 @@ import (
 //   - `union9p qemu-virtiofs-worker` (started by the keeper, again after
 //     each death with union9p qemu's backoff: 1 s doubling to 30 s) opens
 //     the union, maps the guest's RAM and answers the FUSE requests
-//     (qemu/virtfs's Protocol behind virtiofsSession).
-// A new worker has no FUSE session: see virtiofssession.go for what the
+//     (qemu/virtfs's Protocol behind its Session).
+// A new worker has no FUSE session: see virtfs.Session for what the
 // guest sees and how it gets one (it mounts again).
 
 // Descriptors of the qemu-virtiofs keeper and of its workers.
@@ -146,7 +146,7 @@ func runQemuVirtiofsWorker(c *cli.Context) error {
 	}
 	ready.Write([]byte{1})
 	ready.Close()
-	d := vhostuser.New(vhostuser.Config{Queues: 1 + virtiofsRequestQueues, Logger: logger}, &virtiofsSession{fuse: p})
+	d := vhostuser.New(vhostuser.Config{Queues: 1 + virtiofsRequestQueues, Logger: logger}, virtfs.NewSession(p))
 	// The socket is blocking: the device is its only reader, and the
 	// keeper waits for each reply. It ends with the keeper's connection
 	// to QEMU, or with the keeper.

@@ -46,25 +46,18 @@ import (
 // there).
 const directMmapFlag = uint32(fuse.CAP_DIRECT_IO_ALLOW_MMAP >> 32)
 
-// opInit is FUSE_INIT.
-const opInit = 26
-
 // initOut offsets (struct fuse_init_out, after fuse_out_header).
 const (
 	initOutFlags  = 12
 	initOutFlags2 = 32
 )
 
-// sawInit notes, after go-fuse wrote the n-byte reply out to request in,
-// whether it was an INIT reply that accepted FUSE_DIRECT_IO_ALLOW_MMAP:
+// sawInit notes, after go-fuse wrote the n-byte reply out to an INIT
+// request, whether it accepted FUSE_DIRECT_IO_ALLOW_MMAP:
 // opens are then direct for reading too (openFlags). Every INIT sets it
 // anew (a guest that remounts negotiates again). Reading the reply, not
 // the request, keeps the rule tied to what the guest was told.
-func (p *Protocol) sawInit(in, out [][]byte, n int) {
-	var op [4]byte
-	if copyIov(op[:], in, inHeaderOpcode) < len(op) || binary.LittleEndian.Uint32(op[:]) != opInit {
-		return
-	}
+func (p *Protocol) sawInit(out [][]byte, n int) {
 	var reply [outHeaderSize + initOutFlags2 + 4]byte
 	got := copyIov(reply[:min(n, len(reply))], out, 0)
 	accepted := false

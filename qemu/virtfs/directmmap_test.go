@@ -64,21 +64,20 @@ func TestProtocolDirectReadsWhereMmapAllowed(t *testing.T) {
 // hold flags2, or an error reply, never turns direct reads on.
 func TestSawInitIgnoresShortAndFailedReplies(t *testing.T) {
 	p, _ := newProtocol(t)
-	in := request(opInit, 7, 0, initArgs())
 	full := make([]byte, outHeaderSize+64)
 	binary.LittleEndian.PutUint32(full[outHeaderSize+initOutFlags:], fuse.CAP_INIT_EXT)
 	binary.LittleEndian.PutUint32(full[outHeaderSize+initOutFlags2:], directMmapFlag)
-	p.sawInit(in, [][]byte{full[:10], full[10:]}, len(full))
+	p.sawInit([][]byte{full[:10], full[10:]}, len(full))
 	if !p.readDirect.Load() {
 		t.Fatal("a whole INIT reply accepting the flag, split across buffers, was not noted")
 	}
-	p.sawInit(in, [][]byte{full}, outHeaderSize+initOutFlags2) // 7.22-sized reply: no flags2
+	p.sawInit([][]byte{full}, outHeaderSize+initOutFlags2) // 7.22-sized reply: no flags2
 	if p.readDirect.Load() {
 		t.Error("a reply without room for flags2 left direct reads on")
 	}
 	p.readDirect.Store(true)
 	binary.LittleEndian.PutUint32(full[4:], ^uint32(4)) // -EIO
-	p.sawInit(in, [][]byte{full}, len(full))
+	p.sawInit([][]byte{full}, len(full))
 	if p.readDirect.Load() {
 		t.Error("an error reply left direct reads on")
 	}

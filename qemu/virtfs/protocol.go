@@ -105,20 +105,24 @@ const outHeaderSize = 16
 // out has room for a header, else nothing (the guest then sees a reply
 // of 0 bytes, which its driver fails).
 func (p *Protocol) Handle(queue int, in, out [][]byte) int {
-	if n, ok := p.syncfs(in, out); ok {
-		return n
+	op, ok := opcode(in)
+	if ok && op == opSyncfs {
+		return p.syncfs(in, out)
 	}
 	n, st := p.ps.HandleRequest(in, out)
 	if st.Ok() {
-		p.sawInit(in, out, n)
+		if ok && op == opInit {
+			p.sawInit(out, n)
+		}
 		return n
 	}
-	return p.reply(in, out, syscall.EIO)
+	return errorReply(in, out, syscall.EIO)
 }
 
-// reply writes a reply of only a fuse_out_header with errno (0: success)
-// for request in, and returns its size, or 0 if out has no room for it.
-func (p *Protocol) reply(in, out [][]byte, errno syscall.Errno) int {
+// errorReply writes a reply of only a fuse_out_header with errno (0:
+// success) for request in, and returns its size, or 0 if out has no room
+// for it (the guest's driver then fails the request itself).
+func errorReply(in, out [][]byte, errno syscall.Errno) int {
 	var hdr [outHeaderSize]byte
 	var unique [8]byte
 	copyIov(unique[:], in, 8) // fuse_in_header.unique

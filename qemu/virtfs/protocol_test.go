@@ -14,11 +14,10 @@ import (
 
 // FUSE opcodes and sizes used below (include/uapi/linux/fuse.h).
 const (
-	opLookup     = 1
-	opRead       = 15
-	opOpen       = 14
-	opMkdir      = 9
-	inHeaderSize = 40
+	opLookup = 1
+	opRead   = 15
+	opOpen   = 14
+	opMkdir  = 9
 )
 
 func newProtocol(t *testing.T) (*Protocol, string) {
