@@ -259,8 +259,8 @@ func (d *Device) vringMessage(conn int, m *message) error {
 	}
 	switch m.req {
 	case msgSetVringNum:
-		if v == 0 || v > maxQueueSize || v&(v-1) != 0 {
-			return fmt.Errorf("queue %d: size %d", i, v)
+		if err := checkQueueSize(i, v); err != nil {
+			return err
 		}
 		q.stopRing()
 		q.log.invalidate()
@@ -270,14 +270,13 @@ func (d *Device) vringMessage(conn int, m *message) error {
 		q.log.invalidate()
 		q.base = uint16(v)
 	case msgSetVringAddr:
-		if len(m.payload) < 40 {
-			return fmt.Errorf("vring address: %d bytes", len(m.payload))
+		a, err := m.vringAddr()
+		if err != nil {
+			return err
 		}
 		q.stopRing()
 		q.log.invalidate()
-		q.desc = binary.LittleEndian.Uint64(m.payload[8:])
-		q.used = binary.LittleEndian.Uint64(m.payload[16:])
-		q.avail = binary.LittleEndian.Uint64(m.payload[24:])
+		q.desc, q.used, q.avail = a.desc, a.used, a.avail
 		q.addrSet = true
 	case msgSetVringEnable:
 		q.enabled = v == 1
@@ -292,10 +291,7 @@ func (d *Device) vringMessage(conn int, m *message) error {
 			q.kick.Close()
 			q.kick = nil
 		}
-		var b [8]byte
-		binary.LittleEndian.PutUint32(b[:], i)
-		binary.LittleEndian.PutUint32(b[4:], uint32(base))
-		return reply(conn, m, b[:])
+		return reply(conn, m, stateBytes(int(i), uint32(base)))
 	}
 	return d.maybeStart(q)
 }

@@ -159,25 +159,15 @@ func newFrontServe(t testing.TB, queues int, serve func(conn int) error) *front 
 	return f
 }
 
-func u64(v uint64) []byte { b := make([]byte, 8); binary.LittleEndian.PutUint64(b, v); return b }
-func state(i, n int) []byte {
-	b := make([]byte, 8)
-	binary.LittleEndian.PutUint32(b, uint32(i))
-	binary.LittleEndian.PutUint32(b[4:], uint32(n))
-	return b
-}
+func u64(v uint64) []byte   { return u64Bytes(v) }
+func state(i, n int) []byte { return stateBytes(i, uint32(n)) }
 
 func (f *front) write(req, flags uint32, payload []byte, fd int) {
-	b := make([]byte, headerSize+len(payload))
-	binary.LittleEndian.PutUint32(b, req)
-	binary.LittleEndian.PutUint32(b[4:], flagVersion|flags)
-	binary.LittleEndian.PutUint32(b[8:], uint32(len(payload)))
-	copy(b[headerSize:], payload)
-	var oob []byte
+	var fds []int
 	if fd >= 0 {
-		oob = unix.UnixRights(fd)
+		fds = []int{fd}
 	}
-	if err := unix.Sendmsg(f.conn, b, oob, nil, 0); err != nil {
+	if err := sendMessage(f.conn, req, flags, payload, fds); err != nil {
 		f.t.Fatalf("send %d: %v", req, err)
 	}
 }

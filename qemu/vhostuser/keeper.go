@@ -492,19 +492,6 @@ func (c *keptConn) replay(w *Worker) error {
 	return nil
 }
 
-func u64Bytes(v uint64) []byte {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	return b[:]
-}
-
-func stateBytes(i int, v uint32) []byte {
-	var b [8]byte
-	binary.LittleEndian.PutUint32(b[:], uint32(i))
-	binary.LittleEndian.PutUint32(b[4:], v)
-	return b[:]
-}
-
 // handle follows one of QEMU's messages: answer, keep, forward.
 func (c *keptConn) handle(m *message) error {
 	offered := c.k.cfg.Features | featVersion1 | featIndirectDesc | featProtocolFeatures
@@ -617,15 +604,15 @@ func (c *keptConn) vringState(m *message) error {
 	newRing := true
 	switch m.req {
 	case msgSetVringNum:
-		if v == 0 || v > maxQueueSize || v&(v-1) != 0 {
-			return fmt.Errorf("queue %d: size %d", i, v)
+		if err := checkQueueSize(i, v); err != nil {
+			return err
 		}
 		q.num, q.numSet = v, true
 	case msgSetVringAddr:
-		if len(m.payload) < 40 {
-			return fmt.Errorf("vring address: %d bytes", len(m.payload))
+		if _, err := m.vringAddr(); err != nil {
+			return err
 		}
-		q.addr = append([]byte(nil), m.payload[:40]...)
+		q.addr = append([]byte(nil), m.payload[:vringAddrSize]...)
 	case msgSetVringBase:
 		q.base, q.baseSet = v, true
 	case msgSetVringEnable:

@@ -84,6 +84,50 @@ func (m *message) state() (uint32, uint32, error) {
 	return binary.LittleEndian.Uint32(m.payload), binary.LittleEndian.Uint32(m.payload[4:]), nil
 }
 
+// vringAddrSize is struct vhost_vring_addr: index, flags, then the
+// descriptor table's, used ring's, available ring's and log's addresses.
+const vringAddrSize = 40
+
+// vringAddr holds the ring addresses of SET_VRING_ADDR (QEMU's virtual
+// addresses, translated through the memory table).
+type vringAddr struct{ desc, used, avail uint64 }
+
+// vringAddr reads the payload of SET_VRING_ADDR.
+func (m *message) vringAddr() (vringAddr, error) {
+	if len(m.payload) < vringAddrSize {
+		return vringAddr{}, fmt.Errorf("vring address: %d bytes", len(m.payload))
+	}
+	return vringAddr{
+		desc:  binary.LittleEndian.Uint64(m.payload[8:]),
+		used:  binary.LittleEndian.Uint64(m.payload[16:]),
+		avail: binary.LittleEndian.Uint64(m.payload[24:]),
+	}, nil
+}
+
+// checkQueueSize refuses a SET_VRING_NUM size a split ring cannot have
+// (a power of two up to maxQueueSize).
+func checkQueueSize(index, size uint32) error {
+	if size == 0 || size > maxQueueSize || size&(size-1) != 0 {
+		return fmt.Errorf("queue %d: size %d", index, size)
+	}
+	return nil
+}
+
+// u64Bytes is a u64 payload.
+func u64Bytes(v uint64) []byte {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// stateBytes is a vring state payload (index, num).
+func stateBytes(i int, v uint32) []byte {
+	var b [8]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(i))
+	binary.LittleEndian.PutUint32(b[4:], v)
+	return b[:]
+}
+
 // closeFds closes descriptors the handler did not take.
 func (m *message) closeFds() {
 	for _, fd := range m.fds {
