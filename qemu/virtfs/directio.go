@@ -47,7 +47,7 @@ func (n *node) openFlags(flags uint32) (fopen uint32, direct bool) {
 	if n.staleCache.Swap(false) {
 		fopen = 0
 	}
-	if n.writeDirect && (flags&syscall.O_ACCMODE == syscall.O_WRONLY || n.readDirect != nil && n.readDirect.Load()) {
+	if n.t.writeDirect && (flags&syscall.O_ACCMODE == syscall.O_WRONLY || n.t.readDirect.Load()) {
 		fopen |= fuse.FOPEN_DIRECT_IO
 		direct = true
 	}

@@ -63,7 +63,7 @@ func TestProtocolWriteOnlyOpensAreDirect(t *testing.T) {
 // TestMountOpensAreNotDirect: the host FUSE mount behind virtio-9p
 // (Mount) never answers FOPEN_DIRECT_IO; QEMU's 9p server writes there.
 func TestMountOpensAreNotDirect(t *testing.T) {
-	n := &node{}
+	n := &node{t: &tree{}}
 	if fopen, direct := n.openFlags(unix.O_WRONLY); direct || fopen != fuse.FOPEN_KEEP_CACHE {
 		t.Fatalf("write-only open on the FUSE mount: flags %#x, direct %v", fopen, direct)
 	}

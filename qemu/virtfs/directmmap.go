@@ -66,5 +66,5 @@ func (p *Protocol) sawInit(out [][]byte, n int) {
 		flags2 := binary.LittleEndian.Uint32(reply[outHeaderSize+initOutFlags2:])
 		accepted = flags&fuse.CAP_INIT_EXT != 0 && flags2&directMmapFlag != 0
 	}
-	p.readDirect.Store(accepted)
+	p.t.readDirect.Store(accepted)
 }

@@ -68,17 +68,17 @@ func TestSawInitIgnoresShortAndFailedReplies(t *testing.T) {
 	binary.LittleEndian.PutUint32(full[outHeaderSize+initOutFlags:], fuse.CAP_INIT_EXT)
 	binary.LittleEndian.PutUint32(full[outHeaderSize+initOutFlags2:], directMmapFlag)
 	p.sawInit([][]byte{full[:10], full[10:]}, len(full))
-	if !p.readDirect.Load() {
+	if !p.t.readDirect.Load() {
 		t.Fatal("a whole INIT reply accepting the flag, split across buffers, was not noted")
 	}
 	p.sawInit([][]byte{full}, outHeaderSize+initOutFlags2) // 7.22-sized reply: no flags2
-	if p.readDirect.Load() {
+	if p.t.readDirect.Load() {
 		t.Error("a reply without room for flags2 left direct reads on")
 	}
-	p.readDirect.Store(true)
+	p.t.readDirect.Store(true)
 	binary.LittleEndian.PutUint32(full[4:], ^uint32(4)) // -EIO
 	p.sawInit([][]byte{full}, len(full))
-	if p.readDirect.Load() {
+	if p.t.readDirect.Load() {
 		t.Error("an error reply left direct reads on")
 	}
 }

@@ -209,7 +209,7 @@ func (n *node) pin() (*union.Node, syscall.Errno) {
 	n.mu.Unlock()
 	switch {
 	case un != nil:
-		n.h.used(n)
+		n.t.h.used(n)
 		return un, 0
 	case gone:
 		return nil, syscall.ESTALE
@@ -252,12 +252,12 @@ func (n *node) refind() (*union.Node, syscall.Errno) {
 		cur := n.un.Retain()
 		n.mu.Unlock()
 		c.Release()
-		n.h.used(n)
+		n.t.h.used(n)
 		return cur, 0
 	}
 	n.un = c.Retain() // n's reference; c's first is the caller's
 	n.mu.Unlock()
-	n.h.used(n)
+	n.t.h.used(n)
 	return c, 0
 }
 
@@ -281,6 +281,6 @@ func (n *node) closed() {
 	idle := n.opens == 0 && n.un != nil
 	n.mu.Unlock()
 	if idle {
-		n.h.used(n)
+		n.t.h.used(n)
 	}
 }

@@ -146,7 +146,7 @@ func (h *holdFS) unlink(dir uint64, name string) {
 // what those hold.
 func (h *holdFS) bounded(what string, base, extra int) {
 	h.t.Helper()
-	if n := h.p.held.Len(); n > holdTestMax {
+	if n := h.p.t.h.Len(); n > holdTestMax {
 		h.t.Fatalf("%s: %d nodes on the held list, max %d", what, n, holdTestMax)
 	}
 	max := holdTestMax + 4 + extra
@@ -302,7 +302,7 @@ func TestIdleNodesConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if n := h.p.held.Len(); n > holdTestMax {
+	if n := h.p.t.h.Len(); n > holdTestMax {
 		t.Fatalf("%d nodes on the held list, max %d", n, holdTestMax)
 	}
 }
@@ -389,7 +389,7 @@ func TestIdleNodesForgotten(t *testing.T) {
 	if live := h.u.Live(); live > 3 {
 		t.Fatalf("after FORGET of every file the union holds %d nodes, want at most 3", live)
 	}
-	if n := h.p.held.Len(); n > 2 {
+	if n := h.p.t.h.Len(); n > 2 {
 		t.Fatalf("after FORGET of every file %d nodes are on the held list", n)
 	}
 	n, ino := h.mustLookup(b, "f000")

@@ -24,21 +24,13 @@ const CacheTTL = time.Hour
 // by its name when the kernel next asks.
 type node struct {
 	fs.Inode
-	u    *union.Union // for statfs
-	b    *budget      // counts the kernel's known objects (nil over virtio-fs)
-	h    *held        // idle nodes that still hold their union.Node
-	id   uint64       // the object's stable id; never changes
-	root bool         // the root: always holds its union.Node
+	t    *tree  // what every node of the mount shares
+	id   uint64 // the object's stable id; never changes
+	root bool   // the root: always holds its union.Node
 
-	// writeDirect: answer write-only opens FOPEN_DIRECT_IO (virtio-fs;
-	// set on the root, inherited by every node). readDirect (nil on the
-	// FUSE mount): the Protocol's flag that makes every open direct
-	// (directmmap.go), inherited likewise. staleCache: a direct write
-	// changed the file since its last open (directio.go).
-	writeDirect bool
-	readDirect  *atomic.Bool
-	staleCache  atomic.Bool
-	squash      Squash // set on the root, inherited by every node (squash.go)
+	// staleCache: a direct write changed the file since its last open
+	// (directio.go).
+	staleCache atomic.Bool
 
 	mu        sync.Mutex  // guards the fields below (hold.go)
 	un        *union.Node // nil: let go while idle, or forgotten
@@ -62,15 +54,31 @@ var (
 	_ fs.NodeOpendirHandler = (*node)(nil)
 )
 
-// newNode makes the node of un, whose reference it takes.
-func newNode(u *union.Union, b *budget, h *held, un *union.Node) *node {
-	return &node{u: u, b: b, h: h, id: un.ID(), un: un}
+// tree is what every node of one mount shares: the union and the rules
+// of the frontend serving it. It is set up before the first request and
+// read-only after, but for readDirect, which each FUSE_INIT sets.
+type tree struct {
+	u *union.Union // for statfs and syncfs
+	b *budget      // counts the kernel's known objects (nil over virtio-fs)
+	h *held        // idle nodes that still hold their union.Node
+
+	// writeDirect: answer write-only opens FOPEN_DIRECT_IO (virtio-fs,
+	// directio.go). readDirect: the guest accepted
+	// FUSE_DIRECT_IO_ALLOW_MMAP, so every open is (directmmap.go).
+	writeDirect bool
+	readDirect  atomic.Bool
+	squash      Squash // owners of new and chowned objects (squash.go)
+}
+
+// newNode makes the node of un in t, taking un's reference.
+func newNode(t *tree, un *union.Node) *node {
+	return &node{t: t, id: un.ID(), un: un}
 }
 
 // OnForget drops the node's reference: the kernel will not name it again.
 func (n *node) OnForget() {
-	n.b.forgotten()
-	n.h.forget(n)
+	n.t.b.forgotten()
+	n.t.h.forget(n)
 	n.mu.Lock()
 	un, f := n.un, n.shared
 	n.un, n.shared, n.forgotten = nil, nil, true
@@ -100,14 +108,11 @@ func adopt(ctx context.Context, parent *node, un *union.Node, out *fuse.EntryOut
 	fillAttr(&out.Attr, &a)
 	out.SetEntryTimeout(CacheTTL)
 	out.SetAttrTimeout(CacheTTL)
-	n := newNode(parent.u, parent.b, parent.h, un)
-	n.writeDirect = parent.writeDirect
-	n.readDirect = parent.readDirect
-	n.squash = parent.squash
+	n := newNode(parent.t, un)
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: a.Mode & unix.S_IFMT, Ino: a.ID})
 	if ch.Operations() == n {
-		n.b.adopted()
-		n.h.used(n)
+		n.t.b.adopted()
+		n.t.h.used(n)
 		return ch, 0
 	}
 	if old, ok := ch.Operations().(*node); ok {
@@ -123,7 +128,7 @@ func adopt(ctx context.Context, parent *node, un *union.Node, out *fuse.EntryOut
 		if drop != nil {
 			drop.Release()
 		}
-		old.h.used(old)
+		old.t.h.used(old)
 	}
 	return ch, 0
 }
@@ -199,7 +204,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	}
 	sa.Atime, sa.AtimeAt = timeSet(in.Valid, fuse.FATTR_ATIME, fuse.FATTR_ATIME_NOW, in.Atime, in.Atimensec)
 	sa.Mtime, sa.MtimeAt = timeSet(in.Valid, fuse.FATTR_MTIME, fuse.FATTR_MTIME_NOW, in.Mtime, in.Mtimensec)
-	n.squash.setattr(&sa)
+	n.t.squash.setattr(&sa)
 	if err := un.SetAttr(sa); err != nil {
 		return errnoOf(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -32,15 +31,10 @@ import (
 // Handle is safe for concurrent use (go-fuse's handlers are).
 type Protocol struct {
 	ps     *fuse.ProtocolServer
-	u      *union.Union       // for SYNCFS (syncfs.go)
+	t      *tree              // the node tree's shared state (node.go)
 	raw    fuse.RawFileSystem // for tests
 	root   *node              // for tests
-	held   *held
 	logger *log.Logger
-
-	// readDirect: the guest accepted FUSE_DIRECT_IO_ALLOW_MMAP, so
-	// read opens are direct-io too (directmmap.go). Shared by every node.
-	readDirect atomic.Bool
 }
 
 // NewProtocol prepares to serve u with the owners squash gives; logger
@@ -55,7 +49,7 @@ func NewProtocol(u *union.Union, logger *log.Logger, squash Squash) (*Protocol, 
 	if err != nil {
 		return nil, err
 	}
-	p.root.squash = squash // before any request: every node inherits it
+	p.t.squash = squash // before any request
 	return p, nil
 }
 
@@ -85,14 +79,12 @@ func newProtocolHeld(u *union.Union, logger *log.Logger, maxHeld int) (*Protocol
 	// Accepted only where the guest offers it (go-fuse ANDs these with
 	// the INIT request's flags); Handle then notes it (directmmap.go).
 	opts.MountOptions.ExtraCapabilities |= fuse.CAP_DIRECT_IO_ALLOW_MMAP
-	h := newHeld(maxHeld)
-	rootNode := newNode(u, nil, h, root)
+	// Write-only opens are direct-io (directio.go).
+	t := &tree{u: u, h: newHeld(maxHeld), writeDirect: true}
+	rootNode := newNode(t, root)
 	rootNode.root = true
-	rootNode.writeDirect = true // write-only opens are direct-io (directio.go)
 	rawFS := &noOpendir{fs.NewNodeFS(rootNode, opts)}
-	p := &Protocol{ps: fuse.NewProtocolServer(rawFS, &opts.MountOptions), u: u, raw: rawFS, root: rootNode, held: h, logger: logger}
-	rootNode.readDirect = &p.readDirect
-	return p, nil
+	return &Protocol{ps: fuse.NewProtocolServer(rawFS, &opts.MountOptions), t: t, raw: rawFS, root: rootNode, logger: logger}, nil
 }
 
 // outHeaderSize is struct fuse_out_header: len, error, unique.

@@ -49,7 +49,7 @@ func New(u *union.Union, fd int, logger *log.Logger) (*Server, error) {
 	b := newBudget()
 	// No node lets go of its union.Node (held of 0): the budget makes
 	// the host kernel forget objects instead (budget.go).
-	rootNode := newNode(u, b, newHeld(0), root)
+	rootNode := newNode(&tree{u: u, b: b, h: newHeld(0)}, root)
 	rootNode.root = true
 	rawFS := fs.NewNodeFS(rootNode, opts)
 	srv, err := fuse.NewServer(&noOpendir{rawFS}, fmt.Sprintf("/dev/fd/%d", fd), &opts.MountOptions)

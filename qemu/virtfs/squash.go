@@ -52,5 +52,5 @@ func (s Squash) mknod(mode uint32) syscall.Errno {
 // (ownerIn, then squashed).
 func (n *node) ownerFor(ctx context.Context, dir *union.Node) (union.Owner, bool) {
 	o, setgid := ownerIn(ctx, dir)
-	return n.squash.owner(o), setgid
+	return n.t.squash.owner(o), setgid
 }

@@ -12,7 +12,7 @@ import "syscall"
 // the reply written into out.
 func (p *Protocol) syncfs(in, out [][]byte) int {
 	var errno syscall.Errno
-	if err := p.u.SyncFS(); err != nil {
+	if err := p.t.u.SyncFS(); err != nil {
 		p.logger.Print(err)
 		errno = errnoOf(err)
 	}

@@ -82,7 +82,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 
 // Statfs answers with the upper layer's filesystem (the union's StatFS).
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	st, err := n.u.StatFS()
+	st, err := n.t.u.StatFS()
 	if err != nil {
 		return errnoOf(err)
 	}
