@@ -130,22 +130,19 @@ func (n *Node) Create(name string, flags int, mode uint32, o Owner) (*Node, *Fil
 	defer u.namespaceChanged()
 	made := u.initialPerm(mode, o)
 	u.nsMu.Lock()
-	slot := upperSlot{dirfd: pfd}
-	if u.quota.q != nil || n.lowerPositive(name) {
-		// Look first: a lower name (EEXIST unless a whiteout hides
-		// it), or a quota (a taken name answers EEXIST, not EDQUOT).
-		slot, err = n.slotFor(pfd, name)
-	} else {
-		// The common case, in as few host calls as the result needs:
-		// O_EXCL says whether the upper has the name.
+	// The common case, in as few host calls as the result needs: O_EXCL
+	// says whether the upper has the name. Otherwise look first: a lower
+	// name (EEXIST unless a whiteout hides it), a quota (a taken name
+	// answers EEXIST, not EDQUOT), or an upper name taken by a whiteout
+	// to replace or by an object.
+	if u.quota.q == nil && !n.lowerPositive(name) {
 		fd, opath, mkErr := u.makeFile(pfd, name, openFlags, made)
 		if mkErr != unix.EEXIST {
 			u.nsMu.Unlock()
 			return n.adoptCreated(pfd, name, fd, opath, openFlags, mode, o, mkErr)
 		}
-		// Taken: by a whiteout to replace, or by an object.
-		slot, err = n.slotFor(pfd, name)
 	}
+	slot, err := n.slotFor(pfd, name)
 	if err != nil {
 		u.nsMu.Unlock()
 		return nil, nil, err
