@@ -63,6 +63,27 @@ func (c comparison) Ratio() float64 {
 	return c.A.Median() / c.B.Median()
 }
 
+// compareEach compares a and b on every workload keep accepts, at each
+// connection count of cfg, in report order; label names the rows in the
+// progress lines.
+func compareEach(ctx context.Context, cfg config, a, b *server, label string, keep func(workload) bool) ([]comparison, error) {
+	var rows []comparison
+	for _, w := range workloads() {
+		if !keep(w) {
+			continue
+		}
+		for _, n := range cfg.Conns {
+			progress("%s: %s, %d conns", label, w.Name, n)
+			c, err := compare(ctx, cfg.Plan, a, b, w, n)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, c)
+		}
+	}
+	return rows, nil
+}
+
 // compare measures w with conns parallel connections on a and b in
 // alternating rounds (a b, b a, a b, ... so that drift in the machine's
 // load hits both alike) and returns every round's rate.

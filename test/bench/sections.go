@@ -60,16 +60,9 @@ func startServerPair(ctx context.Context, cl *cleanups, binary, dir string) (u, 
 
 // sectionServers: union9p against diod on every workload.
 func sectionServers(ctx context.Context, cfg config, fx *serverFixture, out io.Writer) error {
-	var rows []comparison
-	for _, w := range workloads() {
-		for _, n := range cfg.Conns {
-			progress("servers: %s, %d conns", w.Name, n)
-			c, err := compare(ctx, cfg.Plan, fx.Union9p, fx.Diod, w, n)
-			if err != nil {
-				return err
-			}
-			rows = append(rows, c)
-		}
+	rows, err := compareEach(ctx, cfg, fx.Union9p, fx.Diod, "servers", func(workload) bool { return true })
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "\n== union9p (2 lowers + upper) vs diod (one directory), same merged tree; ratio = union9p/diod speed\n")
 	printComparisons(out, "union9p", "diod", rows, func(c comparison) *target { return serverTarget(c.Workload) })
@@ -118,19 +111,9 @@ func sectionLayers(ctx context.Context, cl *cleanups, cfg config, binary, dir st
 	}
 	defer s.stop()
 
-	var rows []comparison
-	for _, w := range workloads() {
-		if !w.Metadata {
-			continue
-		}
-		for _, n := range cfg.Conns {
-			progress("layers: %s, %d conns", w.Name, n)
-			c, err := compare(ctx, cfg.Plan, d, s, w, n)
-			if err != nil {
-				return err
-			}
-			rows = append(rows, c)
-		}
+	rows, err := compareEach(ctx, cfg, d, s, "layers", func(w workload) bool { return w.Metadata })
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "\n== union9p: 3 lowers + upper vs single directory (%s); ratio = 3lowers/single speed\n", singleNote)
 	printComparisons(out, "3lowers", "single", rows, func(comparison) *target { return &target{Min: 0.9} })

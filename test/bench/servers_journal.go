@@ -25,19 +25,9 @@ func sectionCreateJournal(ctx context.Context, cl *cleanups, cfg config, binary 
 	}
 	defer u.stop()
 	defer d.stop()
-	var rows []comparison
-	for _, w := range workloads() {
-		if w.Key != "create" {
-			continue
-		}
-		for _, n := range cfg.Conns {
-			progress("servers on the journaled image: %s, %d conns", w.Name, n)
-			c, err := compare(ctx, cfg.Plan, u, d, w, n)
-			if err != nil {
-				return err
-			}
-			rows = append(rows, c)
-		}
+	rows, err := compareEach(ctx, cfg, u, d, "servers on the journaled image", func(w workload) bool { return w.Key == "create" })
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "\n== create again, both servers' trees on %s instead of the bench directory's filesystem; ratio = union9p/diod speed\n", journalImageName)
 	printComparisons(out, "union9p", "diod", rows, func(c comparison) *target { return serverTarget(c.Workload) })
