@@ -79,6 +79,17 @@ func (h *holdFS) lookup(dir uint64, name string) (node, ino uint64, st fuse.Stat
 	return out.NodeId, out.Ino, st
 }
 
+// lookupFiles looks up a, a/b and the first n files of a/b.
+func (h *holdFS) lookupFiles(n int) (a, b uint64, files []uint64) {
+	a, _ = h.mustLookup(1, "a")
+	b, _ = h.mustLookup(a, "b")
+	files = make([]uint64, n)
+	for i := range files {
+		files[i], _ = h.mustLookup(b, fmt.Sprintf("f%03d", i))
+	}
+	return a, b, files
+}
+
 func (h *holdFS) mustLookup(dir uint64, name string) (node, ino uint64) {
 	h.t.Helper()
 	node, ino, st := h.lookup(dir, name)
@@ -266,12 +277,7 @@ func TestIdleNodesLetGo(t *testing.T) {
 func TestIdleNodesConcurrent(t *testing.T) {
 	const files = 200
 	h := newHoldFS(t, files)
-	a, _ := h.mustLookup(1, "a")
-	b, _ := h.mustLookup(a, "b")
-	nodes := make([]uint64, files)
-	for i := range nodes {
-		nodes[i], _ = h.mustLookup(b, fmt.Sprintf("f%03d", i))
-	}
+	_, b, nodes := h.lookupFiles(files)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := 0; g < 8; g++ {
@@ -355,12 +361,7 @@ func BenchmarkGetattr(b *testing.B) {
 	}{{"held", 2 * files}, {"refind", holdTestMax}} {
 		b.Run(c.name, func(b *testing.B) {
 			h := newHoldFSMax(b, files, c.max)
-			a, _ := h.mustLookup(1, "a")
-			d, _ := h.mustLookup(a, "b")
-			nodes := make([]uint64, files)
-			for i := range nodes {
-				nodes[i], _ = h.mustLookup(d, fmt.Sprintf("f%03d", i))
-			}
+			_, _, nodes := h.lookupFiles(files)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, st := h.getattr(nodes[i%files]); !st.Ok() {
@@ -376,12 +377,7 @@ func BenchmarkGetattr(b *testing.B) {
 func TestIdleNodesForgotten(t *testing.T) {
 	const files = 4 * holdTestMax
 	h := newHoldFS(t, files)
-	a, _ := h.mustLookup(1, "a")
-	b, _ := h.mustLookup(a, "b")
-	nodes := make([]uint64, files)
-	for i := range nodes {
-		nodes[i], _ = h.mustLookup(b, fmt.Sprintf("f%03d", i))
-	}
+	_, b, nodes := h.lookupFiles(files)
 	for _, n := range nodes {
 		h.p.raw.Forget(n, 1)
 	}
