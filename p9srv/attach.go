@@ -109,7 +109,7 @@ func resolveAttachUID(uname string, nuname uint32) uint32 {
 // that carried gid, in directory dir. Squashing overrides both. A client
 // that sends no gid gets the group of the directory, as BSD semantics.
 func (c *conn) owner(f *fid, gid uint32, dir *union.Node) (union.Owner, error) {
-	o := union.Owner{UID: c.exp.squashUID(f.uid), GID: c.exp.squashGID(gid)}
+	o := c.exp.squash().Owner(union.Owner{UID: f.uid, GID: gid})
 	if gid == wire.NoUID && c.exp.SquashGID == nil {
 		a, err := dir.Attr()
 		if err != nil {

@@ -50,8 +50,8 @@ func (c *conn) symlink(r *request, m *wire.TsymlinkReq) error {
 // process, an overlayfs mount of it without nodev) would get the host
 // device the client chose.
 func (c *conn) mknod(r *request, m *wire.TmknodReq) error {
-	if typ := m.Mode & unix.S_IFMT; (typ == unix.S_IFCHR || typ == unix.S_IFBLK) && c.exp.squashed() {
-		return unix.EPERM
+	if err := c.exp.squash().Mknod(m.Mode); err != nil {
+		return err
 	}
 	return c.makeNode(r, m.Dfid, m.GID, func(d *union.Node, o union.Owner) (*union.Node, error) {
 		return d.Mknod(m.Name, m.Mode, unix.Mkdev(m.Major, m.Minor), o)

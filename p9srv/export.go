@@ -18,25 +18,8 @@ type Export struct {
 	SquashUID, SquashGID *uint32
 }
 
-// squashed reports whether clients are untrusted: their ownership is
-// forced to the squash ids.
-func (x *Export) squashed() bool { return x.SquashUID != nil || x.SquashGID != nil }
-
-// squashUID and squashGID return the id an object gets when a client asks
-// for id: the squash id, for untrusted clients, else id.
-func (x *Export) squashUID(id uint32) uint32 {
-	if x.SquashUID != nil {
-		return *x.SquashUID
-	}
-	return id
-}
-
-func (x *Export) squashGID(id uint32) uint32 {
-	if x.SquashGID != nil {
-		return *x.SquashGID
-	}
-	return id
-}
+// squash is the export's rule for untrusted clients (union.Squash).
+func (x *Export) squash() union.Squash { return union.Squash{UID: x.SquashUID, GID: x.SquashGID} }
 
 // unionState is what every connection serving one union shares: the names
 // fids stand on (renames seen across connections) and the record locks.

@@ -25,16 +25,17 @@ func (c *conn) setattr(m *wire.TsetattrReq) error {
 		sa.SetMode, sa.Mode = true, m.Mode&0o7777
 	}
 	if v&wire.SetattrUID != 0 {
-		sa.SetUID, sa.UID = true, c.exp.squashUID(m.UID)
+		sa.SetUID, sa.UID = true, m.UID
 	}
 	if v&wire.SetattrGID != 0 {
-		sa.SetGID, sa.GID = true, c.exp.squashGID(m.GID)
+		sa.SetGID, sa.GID = true, m.GID
 	}
 	if v&wire.SetattrSize != 0 {
 		sa.SetSize, sa.Size = true, m.Size
 	}
 	sa.Atime, sa.AtimeAt = timeSet(v&wire.SetattrAtime != 0, v&wire.SetattrAtimeSet != 0, m.AtimeSec, m.AtimeNsec)
 	sa.Mtime, sa.MtimeAt = timeSet(v&wire.SetattrMtime != 0, v&wire.SetattrMtimeSet != 0, m.MtimeSec, m.MtimeNsec)
+	c.exp.squash().SetAttr(&sa)
 	if !sa.SetMode && !sa.SetUID && !sa.SetGID && !sa.SetSize && sa.Atime == union.TimeOmit && sa.Mtime == union.TimeOmit {
 		return nil
 	}

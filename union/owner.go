@@ -21,8 +21,9 @@ import (
 //     symbolic links, FIFOs, sockets and devices: those show their host
 //     owner and mode (as in QEMU's mapped-xattr mode).
 //
-// Squashing (every client's owner replaced by one) is the 9P export's
-// business: p9srv applies it to the identity before it reaches the union.
+// Squashing (every client's owner replaced by one) is a frontend's rule
+// for untrusted clients (Squash, squash.go): p9srv and qemu/virtfs apply
+// it to the identity before it reaches the union.
 
 const (
 	mappedUID  = mappedXattrPrefix + "uid"

@@ -14,6 +14,7 @@ import (
 	"github.com/union9p/union9p/qemu"
 	"github.com/union9p/union9p/qemu/vhostuser"
 	"github.com/union9p/union9p/qemu/virtfs"
+	"github.com/union9p/union9p/union"
 	"github.com/urfave/cli/v2"
 )
 
@@ -137,7 +138,7 @@ func runQemuVirtiofsWorker(c *cli.Context) error {
 	}
 	defer u.Close()
 	logger := log.New(os.Stderr, "union9p qemu-virtiofs: ", 0)
-	p, err := virtfs.NewProtocol(u, logger, virtfs.Squash{UID: cfg.squashU, GID: cfg.squashG})
+	p, err := virtfs.NewProtocol(u, logger, union.Squash{UID: cfg.squashU, GID: cfg.squashG})
 	if err != nil {
 		return cli.Exit("qemu-virtiofs-worker: "+err.Error(), exitFailure)
 	}

@@ -82,8 +82,8 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if errno := n.t.squash.mknod(mode); errno != 0 {
-		return nil, errno
+	if err := n.t.squash.Mknod(mode); err != nil {
+		return nil, errnoOf(err)
 	}
 	return n.made(ctx, out, func(un *union.Node) (*union.Node, error) {
 		o, _ := n.ownerFor(ctx, un)

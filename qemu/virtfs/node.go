@@ -67,7 +67,7 @@ type tree struct {
 	// FUSE_DIRECT_IO_ALLOW_MMAP, so every open is (directmmap.go).
 	writeDirect bool
 	readDirect  atomic.Bool
-	squash      Squash // owners of new and chowned objects (squash.go)
+	squash      union.Squash // owners of new and chowned objects (squash.go)
 }
 
 // newNode makes the node of un in t, taking un's reference.
@@ -204,7 +204,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	}
 	sa.Atime, sa.AtimeAt = timeSet(in.Valid, fuse.FATTR_ATIME, fuse.FATTR_ATIME_NOW, in.Atime, in.Atimensec)
 	sa.Mtime, sa.MtimeAt = timeSet(in.Valid, fuse.FATTR_MTIME, fuse.FATTR_MTIME_NOW, in.Mtime, in.Mtimensec)
-	n.t.squash.setattr(&sa)
+	n.t.squash.SetAttr(&sa)
 	if err := un.SetAttr(sa); err != nil {
 		return errnoOf(err)
 	}

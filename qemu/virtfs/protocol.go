@@ -39,7 +39,7 @@ type Protocol struct {
 
 // NewProtocol prepares to serve u with the owners squash gives; logger
 // gets go-fuse's messages and malformed requests.
-func NewProtocol(u *union.Union, logger *log.Logger, squash Squash) (*Protocol, error) {
+func NewProtocol(u *union.Union, logger *log.Logger, squash union.Squash) (*Protocol, error) {
 	nofile := uint64(1 << 20)
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur > 0 {

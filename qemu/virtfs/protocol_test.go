@@ -22,11 +22,11 @@ const (
 
 func newProtocol(t *testing.T) (*Protocol, string) {
 	t.Helper()
-	return newProtocolSquashed(t, Squash{})
+	return newProtocolSquashed(t, union.Squash{})
 }
 
 // newProtocolSquashed serves a fresh union (lower file "f") with squash.
-func newProtocolSquashed(t *testing.T, squash Squash) (*Protocol, string) {
+func newProtocolSquashed(t *testing.T, squash union.Squash) (*Protocol, string) {
 	t.Helper()
 	base := t.TempDir()
 	lower, upper, work := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "work")

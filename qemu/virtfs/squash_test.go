@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/union9p/union9p/union"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,13 +37,13 @@ func TestProtocolSquash(t *testing.T) {
 	uid, gid := uint32(4321), uint32(4322)
 	for _, tc := range []struct {
 		name           string
-		squash         Squash
+		squash         union.Squash
 		wantUID        uint32
 		wantGID        uint32
 		wantMknodError int32
 	}{
-		{"squashed", Squash{UID: &uid, GID: &gid}, uid, gid, -int32(unix.EPERM)},
-		{"plain", Squash{}, 0, 0, 0},
+		{"squashed", union.Squash{UID: &uid, GID: &gid}, uid, gid, -int32(unix.EPERM)},
+		{"plain", union.Squash{}, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, upper := newProtocolSquashed(t, tc.squash)
