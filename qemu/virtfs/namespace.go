@@ -47,6 +47,13 @@ func ownerIn(ctx context.Context, dir *union.Node) (o union.Owner, setgid bool) 
 	return o, false
 }
 
+// ownerFor is who owns a new object n makes for the caller of ctx
+// (ownerIn, then squashed: the tree's union.Squash).
+func (n *node) ownerFor(ctx context.Context, dir *union.Node) (union.Owner, bool) {
+	o, setgid := ownerIn(ctx, dir)
+	return n.t.squash.Owner(o), setgid
+}
+
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	un, errno := n.pin()
 	if errno != 0 {

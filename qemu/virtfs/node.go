@@ -67,7 +67,7 @@ type tree struct {
 	// FUSE_DIRECT_IO_ALLOW_MMAP, so every open is (directmmap.go).
 	writeDirect bool
 	readDirect  atomic.Bool
-	squash      union.Squash // owners of new and chowned objects (squash.go)
+	squash      union.Squash // owners of new and chowned objects (union.Squash, namespace.go)
 }
 
 // newNode makes the node of un in t, taking un's reference.
